@@ -1,0 +1,229 @@
+"""The ``sso-gate`` command: ``demo``, ``migrate``, ``org``, ``connection``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from sso_gate.exceptions import SSOGateError
+
+__all__ = ["main", "cli"]
+
+T = TypeVar("T")
+
+
+def _run(fn: Callable[[Any], Awaitable[T]]) -> T:
+    """Build a gate from the environment, run ``fn(gate)``, print errors cleanly."""
+    from sso_gate.gate import SSOGate
+
+    async def go() -> T:
+        gate = SSOGate.from_env()
+        try:
+            return await fn(gate)
+        finally:
+            await gate.aclose()
+
+    try:
+        return asyncio.run(go())
+    except SSOGateError as exc:
+        click.echo(f"error: {exc.message} [{exc.code}]", err=True)
+        sys.exit(1)
+
+
+def _print(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+@click.group()
+@click.version_option(package_name="sso-gate")
+def cli() -> None:
+    """sso_gate: enterprise SSO for ASGI apps. Configured by SSO_GATE_* environment variables."""
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--database-url", default="sqlite:///./sso_gate_demo.db", show_default=True)
+def demo(host: str, port: int, database_url: str) -> None:
+    """Run the demo app: password login + SSO through a built-in dev IdP, on localhost."""
+    import uvicorn
+
+    from sso_gate.demo import build_demo, seed
+
+    base = f"http://localhost:{port}"
+    d = build_demo(base_url=base, database_url=database_url)
+    asyncio.run(seed(d))
+    click.echo(
+        f"""
+sso_gate demo running on {base}
+
+  1. Open {base}/login
+  2. Sign in as alice@acme.test  -> Acme requires SSO: you go to the dev IdP and back
+  3. Sign in as bob@example.com / password -> ordinary password login, untouched
+  4. {base}/sso-gate/sso/me shows the SSO session
+
+Management API: curl -H 'Authorization: Bearer {d.admin_api_key}' {base}/sso-gate/api/organizations
+"""
+    )
+    uvicorn.run(d.app, host=host, port=port, log_level="warning")
+
+
+@cli.command()
+def migrate() -> None:
+    """Create or upgrade the database schema at SSO_GATE_DATABASE_URL."""
+
+    async def go(gate: Any) -> None:
+        await gate.migrate()
+
+    _run(go)
+    click.echo("database is up to date")
+
+
+@cli.group()
+def org() -> None:
+    """Organizations."""
+
+
+@org.command("create")
+@click.option("--name", required=True)
+@click.option("--domain", "domains", multiple=True, help="repeat for several domains")
+@click.option("--policy", type=click.Choice(["required", "optional"]), default="optional")
+@click.option("--external-id")
+def org_create(name: str, domains: tuple[str, ...], policy: str, external_id: str | None) -> None:
+    async def go(gate: Any) -> Any:
+        o = await gate.organizations.create(
+            name, domains=list(domains), sso_policy=policy, external_id=external_id
+        )
+        return o.to_dict()
+
+    _print(_run(go))
+
+
+@org.command("list")
+@click.option("--domain")
+@click.option("--limit", default=100, type=click.IntRange(1, 100))
+def org_list(domain: str | None, limit: int) -> None:
+    async def go(gate: Any) -> Any:
+        return (await gate.organizations.list(domain=domain, limit=limit)).to_dict()
+
+    _print(_run(go))
+
+
+@org.command("get")
+@click.argument("organization_id")
+def org_get(organization_id: str) -> None:
+    async def go(gate: Any) -> Any:
+        return (await gate.organizations.get(organization_id)).to_dict()
+
+    _print(_run(go))
+
+
+@org.command("update")
+@click.argument("organization_id")
+@click.option("--name")
+@click.option("--policy", type=click.Choice(["required", "optional"]))
+def org_update(organization_id: str, name: str | None, policy: str | None) -> None:
+    async def go(gate: Any) -> Any:
+        o = await gate.organizations.update(organization_id, name=name, sso_policy=policy)
+        return o.to_dict()
+
+    _print(_run(go))
+
+
+@org.command("delete")
+@click.argument("organization_id")
+def org_delete(organization_id: str) -> None:
+    async def go(gate: Any) -> None:
+        await gate.organizations.delete(organization_id)
+
+    _run(go)
+    click.echo(f"deleted {organization_id}")
+
+
+@cli.group()
+def connection() -> None:
+    """SSO connections."""
+
+
+@connection.command("create-oidc")
+@click.option("--org", "organization_id", required=True)
+@click.option("--issuer", required=True)
+@click.option("--client-id", required=True)
+@click.option(
+    "--client-secret",
+    envvar="SSO_GATE_OIDC_CLIENT_SECRET",
+    prompt=True,
+    hide_input=True,
+    help="or set SSO_GATE_OIDC_CLIENT_SECRET; prompted for if missing",
+)
+@click.option("--name")
+@click.option("--type", "connection_type", default="GenericOIDC", show_default=True)
+@click.option("--inactive", is_flag=True, help="create without activating")
+def connection_create_oidc(
+    organization_id: str,
+    issuer: str,
+    client_id: str,
+    client_secret: str,
+    name: str | None,
+    connection_type: str,
+    inactive: bool,
+) -> None:
+    async def go(gate: Any) -> Any:
+        c = await gate.connections.create_oidc(
+            organization_id,
+            issuer=issuer,
+            client_id=client_id,
+            client_secret=client_secret,
+            name=name,
+            connection_type=connection_type,
+            state="inactive" if inactive else "active",
+        )
+        return c.to_dict(gate.connections.redirect_uri(c.id))
+
+    _print(_run(go))
+
+
+@connection.command("list")
+@click.option("--org", "organization_id")
+@click.option("--limit", default=100, type=click.IntRange(1, 100))
+def connection_list(organization_id: str | None, limit: int) -> None:
+    async def go(gate: Any) -> Any:
+        page = await gate.connections.list(organization_id=organization_id, limit=limit)
+        return page.to_dict()
+
+    _print(_run(go))
+
+
+def _state_command(name: str, method: str) -> None:
+    @connection.command(name)
+    @click.argument("connection_id")
+    def cmd(connection_id: str) -> None:
+        async def go(gate: Any) -> Any:
+            return (await getattr(gate.connections, method)(connection_id)).to_dict()
+
+        _print(_run(go))
+
+    cmd.__doc__ = f"{name.capitalize()} a connection."
+
+
+_state_command("activate", "activate")
+_state_command("deactivate", "deactivate")
+
+
+@connection.command("delete")
+@click.argument("connection_id")
+def connection_delete(connection_id: str) -> None:
+    async def go(gate: Any) -> None:
+        await gate.connections.delete(connection_id)
+
+    _run(go)
+    click.echo(f"deleted {connection_id}")
+
+
+def main() -> None:
+    cli()

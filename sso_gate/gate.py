@@ -1,0 +1,117 @@
+"""``SSOGate``: the composition root. Settings → store → caches → services; ``wrap``/``install``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import httpx
+
+from sso_gate._crypto import SecretBox
+from sso_gate._time import Clock, utcnow
+from sso_gate.models import Profile
+from sso_gate.services._runtime import Runtime
+from sso_gate.services.connections import ConnectionsService
+from sso_gate.services.events import EventsService, Subscriber
+from sso_gate.services.organizations import OrganizationsService
+from sso_gate.services.routing import RoutingService
+from sso_gate.services.sessions import SessionsService
+from sso_gate.services.sso import SSOService
+from sso_gate.settings import Settings
+from sso_gate.store.db import create_engine, migrate
+from sso_gate.store.onetime import OneTimeStore, create_onetime_store
+
+__all__ = ["SSOGate", "LoginHook"]
+
+# on_login(profile, request) -> optional Response (sync or async)
+LoginHook = Callable[[Profile, Any], Any]
+S = TypeVar("S", bound=Subscriber)
+
+
+class SSOGate:
+    """Enterprise SSO in front of an ASGI app.
+
+    >>> gate = SSOGate.from_env()
+    >>> app = gate.wrap(app)
+
+    ``http_client``, ``clock`` and ``onetime`` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        on_login: LoginHook | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+        onetime: OneTimeStore | None = None,
+    ) -> None:
+        self.settings = settings
+        self.login_hook: LoginHook | None = on_login
+        self._owns_http = http_client is None
+        self._rt = Runtime(
+            settings=settings,
+            engine=create_engine(settings.database_url),
+            clock=clock or utcnow,
+            onetime=onetime or create_onetime_store(settings.redis_url),
+            http=http_client
+            or httpx.AsyncClient(follow_redirects=False, timeout=settings.http_timeout),
+            box=SecretBox(settings.secret_keys),
+        )
+        self.events = EventsService(self._rt)
+        self.routing = RoutingService(self._rt)
+        self.organizations = OrganizationsService(self._rt, self.events, self.routing)
+        self.connections = ConnectionsService(self._rt, self.events, self.routing)
+        self.sessions = SessionsService(self._rt, self.events)
+        self.sso = SSOService(self._rt, self.connections, self.events)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> SSOGate:
+        """Build from ``SSO_GATE_*`` environment variables."""
+        return cls(Settings.from_env(environ), **kwargs)
+
+    def __repr__(self) -> str:
+        return f"SSOGate(base_url={self.settings.base_url!r}, prefix={self.settings.prefix!r})"
+
+    # -- hooks ---------------------------------------------------------------------------------
+
+    def on_login(self, fn: LoginHook) -> LoginHook:
+        """Decorator: ``fn(profile, request)`` runs after every verified SSO login. It may create
+        the app's own session and return a response; return None for the default redirect."""
+        self.login_hook = fn
+        return fn
+
+    def on(self, pattern: str) -> Callable[[S], S]:
+        """Decorator: subscribe to committed events (``"dsync.user.created"``, ``"dsync.*"``)."""
+
+        def register(fn: S) -> S:
+            self.events.subscribe(pattern, fn)
+            return fn
+
+        return register
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def migrate(self) -> None:
+        """Create or upgrade the database schema (what ``sso-gate migrate`` runs)."""
+        await migrate(self._rt.engine)
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._rt.http.aclose()
+        await self._rt.onetime.close()
+        await self._rt.engine.dispose()
+
+    # -- ASGI ----------------------------------------------------------------------------------
+
+    def wrap(self, app: Callable[..., Awaitable[None]]) -> Any:
+        """Return ``app`` behind the gate (pure ASGI middleware + the gate's routes)."""
+        from sso_gate.web.middleware import GateMiddleware
+
+        return GateMiddleware(app, self)
+
+    def install(self, app: Any) -> None:
+        """Add the gate to a Starlette or FastAPI app in place (``app.add_middleware``)."""
+        from sso_gate.web.middleware import GateMiddleware
+
+        app.add_middleware(GateMiddleware, gate=self)

@@ -1,0 +1,286 @@
+"""Frozen dataclasses shared by every layer. ``to_dict`` gives the WorkOS-shaped JSON object."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any, Literal
+
+from sso_gate._time import isoformat
+from sso_gate.settings import Secret
+
+__all__ = [
+    "SSOPolicy",
+    "ConnectionState",
+    "ConnectionType",
+    "DomainState",
+    "OrganizationDomain",
+    "Organization",
+    "OIDCConfig",
+    "Connection",
+    "Profile",
+    "Session",
+    "Event",
+    "ListPage",
+    "RoutingDecision",
+    "SSO_POLICIES",
+    "CONNECTION_STATES",
+    "OIDC_CONNECTION_TYPES",
+]
+
+SSOPolicy = Literal["required", "optional"]
+ConnectionState = Literal["draft", "active", "inactive"]
+ConnectionType = str  # WorkOS names: "GenericOIDC", "OktaOIDC", "GenericSAML", …
+DomainState = Literal["pending", "verified", "failed"]
+
+SSO_POLICIES: tuple[str, ...] = ("required", "optional")
+CONNECTION_STATES: tuple[str, ...] = ("draft", "active", "inactive")
+OIDC_CONNECTION_TYPES: tuple[str, ...] = (
+    "GenericOIDC",
+    "OktaOIDC",
+    "EntraIdOIDC",
+    "GoogleOIDC",
+    "Auth0OIDC",
+    "KeycloakOIDC",
+    "PingOneOIDC",
+    "OneLoginOIDC",
+    "JumpCloudOIDC",
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OrganizationDomain:
+    id: str
+    organization_id: str
+    domain: str
+    state: DomainState
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "object": "organization_domain",
+            "id": self.id,
+            "organization_id": self.organization_id,
+            "domain": self.domain,
+            "state": self.state,
+            "created_at": isoformat(self.created_at),
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Organization:
+    id: str
+    name: str
+    sso_policy: SSOPolicy
+    domains: tuple[OrganizationDomain, ...]
+    created_at: datetime
+    updated_at: datetime
+    external_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "object": "organization",
+            "id": self.id,
+            "name": self.name,
+            "sso_policy": self.sso_policy,
+            "external_id": self.external_id,
+            "domains": [d.to_dict() for d in self.domains],
+            "created_at": isoformat(self.created_at),
+            "updated_at": isoformat(self.updated_at),
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OIDCConfig:
+    """Relying-party settings of an OIDC connection.
+
+    ``allowed_algorithms`` is pinned here and never taken from the provider's discovery
+    document (which may list ``none`` or HS*).
+    """
+
+    issuer: str
+    client_id: str
+    client_secret: Secret
+    scopes: tuple[str, ...] = ("openid", "email", "profile")
+    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post"] = (
+        "client_secret_basic"
+    )
+    allowed_algorithms: tuple[str, ...] = ("RS256",)
+    use_userinfo: bool = False
+    additional_trusted_audiences: tuple[str, ...] = ()
+    require_email_domain_match: bool = True
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings without the client secret (safe for API responses and logs)."""
+        return {
+            "issuer": self.issuer,
+            "client_id": self.client_id,
+            "scopes": list(self.scopes),
+            "token_endpoint_auth_method": self.token_endpoint_auth_method,
+            "allowed_algorithms": list(self.allowed_algorithms),
+            "use_userinfo": self.use_userinfo,
+            "additional_trusted_audiences": list(self.additional_trusted_audiences),
+            "require_email_domain_match": self.require_email_domain_match,
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Connection:
+    id: str
+    organization_id: str
+    connection_type: ConnectionType
+    name: str
+    state: ConnectionState
+    created_at: datetime
+    updated_at: datetime
+    oidc: OIDCConfig | None = None
+
+    @property
+    def protocol(self) -> Literal["oidc", "saml"]:
+        return "saml" if self.connection_type.endswith("SAML") else "oidc"
+
+    def to_dict(self, redirect_uri: str | None = None) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "object": "connection",
+            "id": self.id,
+            "organization_id": self.organization_id,
+            "connection_type": self.connection_type,
+            "name": self.name,
+            "state": self.state,
+            "created_at": isoformat(self.created_at),
+            "updated_at": isoformat(self.updated_at),
+        }
+        if self.oidc is not None:
+            oidc = self.oidc.public_dict()
+            if redirect_uri is not None:
+                oidc["redirect_uri"] = redirect_uri
+            data["oidc"] = oidc
+        return data
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Profile:
+    """The normalized identity of a verified SSO login (WorkOS field names)."""
+
+    id: str
+    idp_id: str
+    email: str
+    first_name: str | None
+    last_name: str | None
+    organization_id: str
+    connection_id: str
+    connection_type: str
+    groups: tuple[str, ...] = ()
+    role: str | None = None
+    roles: tuple[str, ...] = ()
+    raw_attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
+    custom_attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "object": "profile",
+            "id": self.id,
+            "idp_id": self.idp_id,
+            "email": self.email,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "organization_id": self.organization_id,
+            "connection_id": self.connection_id,
+            "connection_type": self.connection_type,
+            "groups": list(self.groups),
+            "role": {"slug": self.role} if self.role else None,
+            "roles": [{"slug": r} for r in self.roles],
+            "raw_attributes": self.raw_attributes,
+            "custom_attributes": self.custom_attributes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Profile:
+        role = data.get("role")
+        return cls(
+            id=data["id"],
+            idp_id=data["idp_id"],
+            email=data["email"],
+            first_name=data.get("first_name"),
+            last_name=data.get("last_name"),
+            organization_id=data["organization_id"],
+            connection_id=data["connection_id"],
+            connection_type=data["connection_type"],
+            groups=tuple(data.get("groups") or ()),
+            role=role["slug"] if isinstance(role, dict) else role,
+            roles=tuple(r["slug"] if isinstance(r, dict) else r for r in data.get("roles") or ()),
+            raw_attributes=dict(data.get("raw_attributes") or {}),
+            custom_attributes=dict(data.get("custom_attributes") or {}),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Session:
+    """A signed-in SSO session. ``id`` is the public session id (``session_…``)."""
+
+    id: str
+    profile: Profile
+    created_at: datetime
+    expires_at: datetime
+
+    @property
+    def organization_id(self) -> str:
+        return self.profile.organization_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "object": "session",
+            "id": self.id,
+            "created_at": isoformat(self.created_at),
+            "expires_at": isoformat(self.expires_at),
+            "profile": self.profile.to_dict(),
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Event:
+    id: str
+    event: str
+    data: dict[str, Any]
+    organization_id: str | None
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "object": "event",
+            "id": self.id,
+            "event": self.event,
+            "data": self.data,
+            "organization_id": self.organization_id,
+            "created_at": isoformat(self.created_at),
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ListPage:
+    """One page of a cursor-paginated list (WorkOS ``list_metadata``)."""
+
+    data: tuple[Any, ...]
+    before: str | None
+    after: str | None
+
+    def to_dict(self, **kw: Any) -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [item.to_dict(**kw) for item in self.data],
+            "list_metadata": {"before": self.before, "after": self.after},
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RoutingDecision:
+    """Where a login for an email domain goes. ``connection_id`` is None when SSO is not set up."""
+
+    domain: str
+    organization_id: str | None
+    sso_policy: SSOPolicy | None
+    connection_id: str | None
+
+    @property
+    def sso_required(self) -> bool:
+        return self.sso_policy == "required" and self.connection_id is not None

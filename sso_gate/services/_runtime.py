@@ -1,0 +1,54 @@
+"""What every service shares: settings, the engine, the clock, one-time store and HTTP client."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from sso_gate._crypto import SecretBox
+from sso_gate._time import Clock
+from sso_gate.exceptions import StorageUnavailableError
+from sso_gate.settings import Settings
+from sso_gate.store.onetime import OneTimeStore
+
+__all__ = ["Runtime"]
+
+
+@dataclasses.dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    clock: Clock
+    onetime: OneTimeStore
+    http: httpx.AsyncClient
+    box: SecretBox
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction; a database outage becomes :class:`StorageUnavailableError`."""
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except (OperationalError, OSError, ConnectionError) as exc:
+            raise StorageUnavailableError(
+                f"the database is unavailable ({type(exc).__name__})"
+            ) from None
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StorageUnavailableError("the database connection was lost") from None
+            raise
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except (OperationalError, OSError, ConnectionError) as exc:
+            raise StorageUnavailableError(
+                f"the database is unavailable ({type(exc).__name__})"
+            ) from None

@@ -1,0 +1,150 @@
+"""SSO sessions: a signed cookie that names a server-side session row.
+
+The cookie holds ``itsdangerous``-signed random token (keys from ``SSO_GATE_SECRET_KEYS``: the
+first signs, all verify). The database stores only the token's SHA-256, the profile, the expiry
+and a revocation time, so any session (or every session of a user) can be killed before it
+expires. A verified cookie is cached in-process for ``SSO_GATE_SESSION_CACHE_TTL`` seconds
+(default 5), so a repeated cookie costs a dict lookup instead of HMAC + a database read; that
+TTL is the longest a revocation made on another instance takes to apply. Revocations made in this
+process apply immediately.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from cachetools import TTLCache
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
+
+from sso_gate._crypto import hash_token
+from sso_gate._ids import new_id, random_token
+from sso_gate.models import Profile, Session
+from sso_gate.services._runtime import Runtime
+from sso_gate.services.events import EventsService
+from sso_gate.store import repositories as repo
+from sso_gate.store.tables import sessions
+
+__all__ = ["SessionsService"]
+
+_MAX_COOKIE = 512
+
+
+class SessionsService:
+    """``gate.sessions``: create, verify and revoke SSO sessions."""
+
+    def __init__(self, rt: Runtime, events: EventsService) -> None:
+        self._rt = rt
+        self._events = events
+        s = rt.settings
+        # itsdangerous wants the oldest key first and signs with the last one.
+        keys = [k.reveal() for k in reversed(s.secret_keys)]
+        self._signer = TimestampSigner(keys, salt="sso_gate.session.v1")
+        self._lifetime = s.session_lifetime
+        # cookie value -> (session, absolute expiry as a UNIX timestamp)
+        self._cache: TTLCache[str, tuple[Session, float]] = TTLCache(
+            maxsize=100_000, ttl=s.session_cache_ttl
+        )
+
+    @property
+    def lifetime(self) -> int:
+        return self._lifetime
+
+    async def create(self, profile: Profile) -> tuple[str, Session]:
+        """Start a new session (always a new id: no fixation). Returns (cookie value, session)."""
+        now = self._rt.clock()
+        token = random_token(32)
+        session = Session(
+            id=new_id("session"),
+            profile=profile,
+            created_at=now,
+            expires_at=now + timedelta(seconds=self._lifetime),
+        )
+        async with self._rt.transaction() as conn:
+            await repo.insert(
+                conn,
+                sessions,
+                {
+                    "id": session.id,
+                    "token_hash": hash_token(token),
+                    "profile_id": profile.id,
+                    "organization_id": profile.organization_id,
+                    "email": profile.email.lower(),
+                    "profile": profile.to_dict(),
+                    "created_at": now,
+                    "expires_at": session.expires_at,
+                },
+            )
+        cookie = self._signer.sign(token).decode("ascii")
+        return cookie, session
+
+    def cached(self, cookie: str) -> Session | None:
+        """The session for a cookie if it was verified recently (hot path, no I/O)."""
+        hit = self._cache.get(cookie)
+        if hit is not None and hit[1] > time.time():
+            return hit[0]
+        return None
+
+    async def verify(self, cookie: str) -> Session | None:
+        """The live session a cookie names, or None (bad signature, expired, revoked, unknown)."""
+        hit = self._cache.get(cookie)
+        if hit is not None and hit[1] > time.time():
+            return hit[0]
+        if len(cookie) > _MAX_COOKIE:
+            return None
+        try:
+            token = self._signer.unsign(cookie, max_age=self._lifetime).decode("ascii")
+        except (BadSignature, SignatureExpired, UnicodeDecodeError):
+            return None
+        async with self._rt.read() as conn:
+            row = await repo.session_by_token_hash(conn, hash_token(token))
+        now = self._rt.clock()
+        if row is None or row["revoked_at"] is not None or row["expires_at"] <= now:
+            return None
+        session = Session(
+            id=row["id"],
+            profile=Profile.from_dict(row["profile"]),
+            created_at=row["created_at"],
+            expires_at=row["expires_at"],
+        )
+        self._cache[cookie] = (session, session.expires_at.timestamp())
+        return session
+
+    def _forget(self, session_ids: set[str]) -> None:
+        for key in [k for k, (s, _) in list(self._cache.items()) if s.id in session_ids]:
+            self._cache.pop(key, None)
+
+    async def revoke(self, session_id: str) -> bool:
+        """Kill one session. Returns False if it was not live."""
+        async with self._rt.transaction() as conn:
+            ids = await repo.revoke_sessions(conn, self._rt.clock(), session_id=session_id)
+        self._forget(set(ids))
+        return bool(ids)
+
+    async def revoke_user(
+        self,
+        organization_id: str,
+        *,
+        email: str | None = None,
+        profile_id: str | None = None,
+    ) -> list[str]:
+        """Kill every live session of one user of an organization (by email or profile id)."""
+        if email is None and profile_id is None:
+            raise ValueError("give email or profile_id")
+        async with self._rt.transaction() as conn:
+            ids = await repo.revoke_sessions(
+                conn,
+                self._rt.clock(),
+                organization_id=organization_id,
+                email=email.lower() if email else None,
+                profile_id=profile_id,
+            )
+            if ids:
+                await self._events.record(
+                    conn,
+                    "session.revoked",
+                    {"session_ids": ids, "email": email, "profile_id": profile_id},
+                    organization_id,
+                )
+        self._forget(set(ids))
+        return ids

@@ -1,0 +1,374 @@
+"""Single sign-on flows: start at the IdP, verify what comes back, produce a :class:`Profile`.
+
+The connection is always the one named in the callback URL and must match the one the flow was
+started for; nothing in the IdP's message selects the tenant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import httpx
+from cachetools import TTLCache
+from joserfc.jwk import KeySet
+
+from sso_gate._crypto import constant_time_equals
+from sso_gate._domains import email_domain, normalize_email
+from sso_gate._ids import new_id
+from sso_gate.exceptions import (
+    IdPUnavailableError,
+    NotFoundError,
+    SSOFlowError,
+    SSOGateError,
+    TokenValidationError,
+)
+from sso_gate.models import Connection, Profile
+from sso_gate.oidc import flow as oidc_flow
+from sso_gate.oidc.discovery import ProviderMetadata, discovery_url, parse_discovery
+from sso_gate.oidc.tokens import UnknownKeyError, parse_jwks, validate_id_token
+from sso_gate.services._runtime import Runtime
+from sso_gate.services.connections import ConnectionsService
+from sso_gate.services.events import EventsService
+from sso_gate.store import repositories as repo
+
+__all__ = ["SSOService"]
+
+log = logging.getLogger("sso_gate.sso")
+_MAX_DOC = 1024 * 1024
+_STANDARD_CLAIMS = ("email", "given_name", "family_name", "groups", "role", "roles")
+
+
+class SSOService:
+    def __init__(self, rt: Runtime, connections: ConnectionsService, events: EventsService) -> None:
+        self._rt = rt
+        self._connections = connections
+        self._events = events
+        self._discovery: TTLCache[str, ProviderMetadata] = TTLCache(maxsize=10_000, ttl=3600)
+        self._jwks: TTLCache[str, KeySet] = TTLCache(maxsize=10_000, ttl=3600)
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    async def _fetch_json(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        *,
+        data: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        accept_error_json: bool = False,
+    ) -> Any:
+        try:
+            async with self._rt.http.stream(
+                method,
+                url,
+                data=data,
+                auth=auth,
+                headers={"Accept": "application/json", **(headers or {})},
+                timeout=self._rt.settings.http_timeout,
+            ) as resp:
+                body = b""
+                async for chunk in resp.aiter_bytes():
+                    body += chunk
+                    if len(body) > _MAX_DOC:
+                        raise IdPUnavailableError(f"{what} is larger than {_MAX_DOC} bytes")
+                status = resp.status_code
+        except httpx.TimeoutException:
+            raise IdPUnavailableError(
+                f"the identity provider did not answer the {what} request within "
+                f"{self._rt.settings.http_timeout:g} s",
+                code="idp_timeout",
+            ) from None
+        except httpx.HTTPError as exc:
+            raise IdPUnavailableError(
+                f"the {what} request to the identity provider failed ({type(exc).__name__})",
+                code="idp_unreachable",
+            ) from None
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = None
+        if status >= 400 and not (accept_error_json and isinstance(doc, dict)):
+            raise IdPUnavailableError(
+                f"{what} request answered HTTP {status}", code="idp_http_error"
+            )
+        if doc is None:
+            raise IdPUnavailableError(f"{what} response is not JSON", code="idp_bad_response")
+        return doc
+
+    async def metadata(self, connection: Connection) -> ProviderMetadata:
+        assert connection.oidc is not None
+        issuer = connection.oidc.issuer
+        meta = self._discovery.get(issuer)
+        if meta is None:
+            doc = await self._fetch_json("GET", discovery_url(issuer), "discovery")
+            meta = parse_discovery(
+                doc, expected_issuer=issuer, allow_http=self._rt.settings.http_idp_allowed
+            )
+            self._discovery[issuer] = meta
+        return meta
+
+    async def _keys(self, meta: ProviderMetadata, refresh: bool = False) -> KeySet:
+        keys = None if refresh else self._jwks.get(meta.jwks_uri)
+        if keys is None:
+            keys = parse_jwks(await self._fetch_json("GET", meta.jwks_uri, "JWKS"))
+            self._jwks[meta.jwks_uri] = keys
+        return keys
+
+    # -- start ---------------------------------------------------------------------------------
+
+    async def begin(
+        self,
+        connection: Connection,
+        *,
+        return_to: str,
+        binding_hash: str,
+        login_hint: str | None = None,
+    ) -> str:
+        """Create a single-use flow and return the IdP authorization URL."""
+        if connection.state != "active":
+            raise SSOFlowError(
+                f"connection {connection.id} is {connection.state}, not active",
+                code="connection_inactive",
+            )
+        if connection.oidc is None:
+            raise SSOFlowError(
+                f"connection {connection.id} ({connection.connection_type}) cannot start an "
+                "OIDC sign-in",
+                code="connection_unsupported",
+            )
+        meta = await self.metadata(connection)
+        fs = oidc_flow.new_flow_state(connection.id, return_to, binding_hash, login_hint)
+        await self._rt.onetime.put(f"oidc_state:{fs.state}", fs.dumps(), self._rt.settings.flow_ttl)
+        return oidc_flow.authorization_url(
+            meta,
+            client_id=connection.oidc.client_id,
+            redirect_uri=self._connections.redirect_uri(connection.id),
+            scopes=connection.oidc.scopes,
+            flow=fs,
+        )
+
+    # -- finish --------------------------------------------------------------------------------
+
+    async def complete_oidc(
+        self, connection_id: str, params: dict[str, str], binding_hash: str | None
+    ) -> tuple[Profile, str]:
+        """Verify an OIDC callback. Returns the profile and the validated ``return_to``.
+
+        Every failure raises :class:`SSOFlowError` (or :class:`IdPUnavailableError`) and records
+        an ``authentication.sso_failed`` event.
+        """
+        try:
+            connection = await self._connections.get_cached(connection_id)
+        except NotFoundError:
+            raise SSOFlowError(
+                f"unknown connection {connection_id!r}", code="unknown_connection"
+            ) from None
+        try:
+            return await self._complete(connection, params, binding_hash)
+        except SSOGateError as exc:
+            await self._record_failure(connection, exc)
+            raise
+
+    async def _record_failure(self, connection: Connection, exc: SSOGateError) -> None:
+        try:
+            async with self._rt.transaction() as conn:
+                ev = await self._events.record(
+                    conn,
+                    "authentication.sso_failed",
+                    {
+                        "type": "sso",
+                        "connection_id": connection.id,
+                        "error": {"code": exc.code, "message": exc.message},
+                    },
+                    connection.organization_id,
+                )
+            await self._events.dispatch([ev])
+        except SSOGateError:
+            log.warning("could not record sso_failed event for %s", connection.id)
+
+    async def _complete(
+        self, connection: Connection, params: dict[str, str], binding_hash: str | None
+    ) -> tuple[Profile, str]:
+        state = params.get("state")
+        if not state or not isinstance(state, str) or len(state) > 200:
+            # Still surface an IdP error message if there is one.
+            oidc_flow.parse_callback(params)
+            raise SSOFlowError("the callback has no state parameter", code="missing_state")
+        raw = await self._rt.onetime.take(f"oidc_state:{state}")
+        if raw is None:
+            raise SSOFlowError(
+                "the state parameter is unknown, expired or was already used; start the sign-in "
+                "again",
+                code="invalid_state",
+            )
+        fs = oidc_flow.FlowState.loads(raw)
+        if fs.connection_id != connection.id:
+            raise SSOFlowError(
+                "this sign-in was started for another connection", code="connection_mismatch"
+            )
+        if binding_hash is None or not constant_time_equals(fs.binding_hash, binding_hash):
+            raise SSOFlowError(
+                "this sign-in was started in another browser (flow cookie missing or different)",
+                code="browser_mismatch",
+            )
+        cb = oidc_flow.parse_callback(params)
+        if connection.state != "active" or connection.oidc is None:
+            raise SSOFlowError(
+                f"connection {connection.id} is not active", code="connection_inactive"
+            )
+        oidc = connection.oidc
+        meta = await self.metadata(connection)
+        # RFC 9207 §2.4: check the iss parameter when sent; require it when advertised.
+        if cb.iss is not None and cb.iss != meta.issuer:
+            raise SSOFlowError(
+                f"authorization response iss {cb.iss!r} is not the connection's issuer",
+                code="invalid_iss_parameter",
+            )
+        if cb.iss is None and meta.iss_parameter_supported:
+            raise SSOFlowError(
+                "the provider advertises RFC 9207 but the response has no iss parameter",
+                code="missing_iss_parameter",
+            )
+        form, basic = oidc_flow.token_request(
+            code=cb.code,
+            redirect_uri=self._connections.redirect_uri(connection.id),
+            client_id=oidc.client_id,
+            client_secret=oidc.client_secret.reveal(),
+            code_verifier=fs.code_verifier,
+            auth_method=oidc.token_endpoint_auth_method,
+        )
+        tokens = await self._fetch_json(
+            "POST", meta.token_endpoint, "token", data=form, auth=basic, accept_error_json=True
+        )
+        if not isinstance(tokens, dict):
+            raise SSOFlowError("token response is not a JSON object", code="invalid_token_response")
+        if "error" in tokens:
+            err = str(tokens.get("error"))[:100]
+            raise SSOFlowError(
+                f"the provider refused the authorization code ({err})", code="token_exchange_failed"
+            )
+        id_token = tokens.get("id_token")
+        if not isinstance(id_token, str):
+            raise TokenValidationError("token response has no id_token", code="missing_id_token")
+        claims = await self._validate(connection, meta, id_token, fs.nonce)
+        # A nonce is single-use across instances too, so a leaked ID token cannot be replayed
+        # into a second flow even if its state were guessed.
+        if not await self._rt.onetime.add(f"oidc_nonce:{fs.nonce}", 3600):
+            raise TokenValidationError("ID token nonce was already used", code="nonce_reused")
+        if oidc.use_userinfo and meta.userinfo_endpoint:
+            access = tokens.get("access_token")
+            if not isinstance(access, str):
+                raise SSOFlowError(
+                    "token response has no access_token", code="missing_access_token"
+                )
+            info = await self._fetch_json(
+                "GET",
+                meta.userinfo_endpoint,
+                "userinfo",
+                headers={"Authorization": f"Bearer {access}"},
+            )
+            if not isinstance(info, dict) or info.get("sub") != claims["sub"]:
+                raise TokenValidationError(
+                    "userinfo sub does not match the ID token sub", code="userinfo_sub_mismatch"
+                )
+            claims = {**info, **claims}
+        profile = await self._profile(connection, claims)
+        async with self._rt.transaction() as conn:
+            ev = await self._events.record(
+                conn,
+                "authentication.sso_succeeded",
+                {
+                    "type": "sso",
+                    "connection_id": connection.id,
+                    "profile_id": profile.id,
+                    "email": profile.email,
+                },
+                connection.organization_id,
+            )
+        await self._events.dispatch([ev])
+        return profile, fs.return_to
+
+    async def _validate(
+        self, connection: Connection, meta: ProviderMetadata, id_token: str, nonce: str
+    ) -> dict[str, Any]:
+        assert connection.oidc is not None
+        oidc = connection.oidc
+        kwargs: dict[str, Any] = dict(
+            issuer=oidc.issuer,
+            client_id=oidc.client_id,
+            nonce=nonce,
+            now=self._rt.clock().timestamp(),
+            allowed_algorithms=oidc.allowed_algorithms,
+            skew=self._rt.settings.clock_skew,
+            trusted_audiences=oidc.additional_trusted_audiences,
+        )
+        try:
+            return validate_id_token(id_token, await self._keys(meta), **kwargs)
+        except UnknownKeyError:
+            # The provider may have rotated keys: refetch the JWKS once, then refuse.
+            return validate_id_token(id_token, await self._keys(meta, refresh=True), **kwargs)
+
+    async def _profile(self, connection: Connection, claims: dict[str, Any]) -> Profile:
+        assert connection.oidc is not None
+        email = claims.get("email")
+        if not isinstance(email, str) or email_domain(email) is None:
+            raise TokenValidationError(
+                "the identity provider sent no valid email for this user (request the 'email' "
+                "scope)",
+                code="missing_email",
+            )
+        if claims.get("email_verified") is False:
+            raise TokenValidationError(
+                "the identity provider says this email is not verified", code="email_not_verified"
+            )
+        email = normalize_email(email)
+        domain = email_domain(email)
+        now = self._rt.clock()
+        async with self._rt.transaction() as conn:
+            if connection.oidc.require_email_domain_match:
+                doms = await repo.domains_of(conn, [connection.organization_id])
+                allowed = {d["domain"] for d in doms[connection.organization_id]}
+                if domain not in allowed:
+                    raise TokenValidationError(
+                        f"email domain {domain} is not a domain of this organization",
+                        code="email_domain_mismatch",
+                    )
+            profile_id = await repo.upsert_profile(
+                conn,
+                new_id=new_id("prof"),
+                organization_id=connection.organization_id,
+                connection_id=connection.id,
+                idp_id=claims["sub"],
+                email=email,
+                now=now,
+            )
+        groups = claims.get("groups")
+        roles = claims.get("roles")
+        role = claims.get("role")
+        return Profile(
+            id=profile_id,
+            idp_id=claims["sub"],
+            email=email,
+            first_name=_str_or_none(claims.get("given_name")),
+            last_name=_str_or_none(claims.get("family_name")),
+            organization_id=connection.organization_id,
+            connection_id=connection.id,
+            connection_type=connection.connection_type,
+            groups=tuple(g for g in groups if isinstance(g, str))
+            if isinstance(groups, list)
+            else (),
+            role=role if isinstance(role, str) else None,
+            roles=tuple(r for r in roles if isinstance(r, str)) if isinstance(roles, list) else (),
+            raw_attributes={
+                k: v for k, v in claims.items() if k not in ("nonce", "at_hash", "c_hash")
+            },
+            custom_attributes={},
+        )
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

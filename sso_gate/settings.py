@@ -1,0 +1,287 @@
+"""Settings: the only place sso_gate reads ``os.environ``.
+
+Every variable is ``SSO_GATE_*``. A missing or malformed value raises
+:class:`~sso_gate.exceptions.ConfigurationError` naming the variable, at startup.
+Secrets are kept in :class:`Secret` so that ``repr(settings)`` never shows them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Literal
+from urllib.parse import urlsplit
+
+from sso_gate.exceptions import ConfigurationError
+
+__all__ = ["Secret", "Settings"]
+
+Environment = Literal["production", "development"]
+
+
+class Secret:
+    """A string whose ``repr``/``str`` is masked. Call :meth:`reveal` to use it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def _secret_tuple() -> tuple[Secret, ...]:
+    return ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Configuration of one gate. Build with keywords or :meth:`from_env`.
+
+    ``secret_keys``: first signs, all verify (rotate by prepending a new key).
+    """
+
+    secret_keys: tuple[Secret, ...] = dataclasses.field(default_factory=_secret_tuple)
+    base_url: str = ""
+    database_url: str = "sqlite:///./sso_gate.db"
+    redis_url: str | None = None
+    admin_api_key: Secret | None = None
+    login_path: str = "/login"
+    email_field: str = "email"
+    prefix: str = "/sso-gate"
+    environment: Environment = "production"
+    session_lifetime: int = 8 * 3600
+    session_cache_ttl: float = 5.0
+    cookie_name: str = "sso_gate_session"
+    clock_skew: int = 120
+    flow_ttl: int = 600
+    http_timeout: float = 5.0
+    max_login_body: int = 64 * 1024
+    max_api_body: int = 1024 * 1024
+    routing_cache_ttl: float = 30.0
+    allow_http_idp: bool = False
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Read ``SSO_GATE_*`` variables. ``overrides`` win over the environment."""
+        env = os.environ if environ is None else environ
+        kw: dict[str, object] = {}
+
+        def get(name: str) -> str | None:
+            raw = env.get(f"SSO_GATE_{name}")
+            if raw is None:
+                return None
+            raw = raw.strip()
+            return raw or None
+
+        if (raw := get("SECRET_KEYS")) is not None:
+            keys = tuple(Secret(k.strip()) for k in raw.split(",") if k.strip())
+            kw["secret_keys"] = keys
+        for name, attr in (
+            ("BASE_URL", "base_url"),
+            ("DATABASE_URL", "database_url"),
+            ("REDIS_URL", "redis_url"),
+            ("LOGIN_PATH", "login_path"),
+            ("EMAIL_FIELD", "email_field"),
+            ("PREFIX", "prefix"),
+            ("COOKIE_NAME", "cookie_name"),
+        ):
+            if (raw := get(name)) is not None:
+                kw[attr] = raw
+        if (raw := get("ADMIN_API_KEY")) is not None:
+            kw["admin_api_key"] = Secret(raw)
+        if (raw := get("ENVIRONMENT")) is not None:
+            kw["environment"] = raw.lower()
+        for name, attr in (
+            ("SESSION_LIFETIME", "session_lifetime"),
+            ("CLOCK_SKEW", "clock_skew"),
+            ("FLOW_TTL", "flow_ttl"),
+            ("MAX_LOGIN_BODY", "max_login_body"),
+            ("MAX_API_BODY", "max_api_body"),
+        ):
+            if (raw := get(name)) is not None:
+                kw[attr] = _int(f"SSO_GATE_{name}", raw)
+        for name, attr in (
+            ("HTTP_TIMEOUT", "http_timeout"),
+            ("SESSION_CACHE_TTL", "session_cache_ttl"),
+            ("ROUTING_CACHE_TTL", "routing_cache_ttl"),
+        ):
+            if (raw := get(name)) is not None:
+                kw[attr] = _float(f"SSO_GATE_{name}", raw)
+        if (raw := get("ALLOW_HTTP_IDP")) is not None:
+            kw["allow_http_idp"] = _bool("SSO_GATE_ALLOW_HTTP_IDP", raw)
+        kw.update(overrides)
+        return cls(**kw)  # type: ignore[arg-type]
+
+    # -- derived ------------------------------------------------------------------------------
+
+    @property
+    def is_https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
+
+    @property
+    def http_idp_allowed(self) -> bool:
+        """Plain-http IdP URLs are accepted only in development or when explicitly allowed."""
+        return self.allow_http_idp or self.is_development
+
+    @property
+    def base_origin(self) -> str:
+        parts = urlsplit(self.base_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def url(self, path: str) -> str:
+        """Absolute URL of a path of the app (``path`` starts with ``/``)."""
+        return self.base_url.rstrip("/") + path
+
+    def gate_url(self, path: str) -> str:
+        """Absolute URL of a route of the gate (``path`` relative to the prefix)."""
+        return self.url(self.prefix + path)
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    # -- validation ---------------------------------------------------------------------------
+
+    def _validate(self) -> None:
+        if self.environment not in ("production", "development"):
+            raise ConfigurationError(
+                f"SSO_GATE_ENVIRONMENT must be 'production' or 'development', "
+                f"got {self.environment!r}"
+            )
+        if not self.secret_keys:
+            raise ConfigurationError(
+                "SSO_GATE_SECRET_KEYS is required: a comma-separated list of random keys "
+                "(first signs, all verify); generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        for i, key in enumerate(self.secret_keys):
+            if len(key.reveal()) < 16:
+                raise ConfigurationError(
+                    f"SSO_GATE_SECRET_KEYS: key #{i + 1} is {len(key.reveal())} characters; "
+                    "use at least 16 (32 random bytes recommended)"
+                )
+        if not self.base_url:
+            raise ConfigurationError(
+                "SSO_GATE_BASE_URL is required: the public URL of the app, "
+                "e.g. https://app.example.com"
+            )
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigurationError(
+                f"SSO_GATE_BASE_URL must be an absolute http(s) URL, got {self.base_url!r}"
+            )
+        if parts.query or parts.fragment:
+            raise ConfigurationError("SSO_GATE_BASE_URL must not have a query or fragment")
+        if parts.scheme == "http" and not self.is_development and not _is_loopback(parts.hostname):
+            raise ConfigurationError(
+                "SSO_GATE_BASE_URL must use https in production "
+                "(plain http is allowed for localhost or with SSO_GATE_ENVIRONMENT=development)"
+            )
+        for name, value in (
+            ("SSO_GATE_PREFIX", self.prefix),
+            ("SSO_GATE_LOGIN_PATH", self.login_path),
+        ):
+            if not value.startswith("/") or value.endswith("/") and value != "/":
+                raise ConfigurationError(
+                    f"{name} must start with '/' and not end with '/', got {value!r}"
+                )
+        if self.prefix == "/":
+            raise ConfigurationError("SSO_GATE_PREFIX must not be '/'")
+        if not self.email_field:
+            raise ConfigurationError("SSO_GATE_EMAIL_FIELD must not be empty")
+        if self.admin_api_key is not None and len(self.admin_api_key.reveal()) < 16:
+            raise ConfigurationError("SSO_GATE_ADMIN_API_KEY must be at least 16 characters")
+        db = self.database_url
+        if not (db.startswith("sqlite") or db.startswith("postgresql")):
+            raise ConfigurationError(
+                "SSO_GATE_DATABASE_URL must be a SQLAlchemy URL for SQLite or PostgreSQL "
+                f"(sqlite:///path.db, postgresql://…), got scheme {db.split(':', 1)[0]!r}"
+            )
+        if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://")):
+            raise ConfigurationError("SSO_GATE_REDIS_URL must start with redis:// or rediss://")
+        for name, number, low in (
+            ("SSO_GATE_SESSION_LIFETIME", self.session_lifetime, 60),
+            ("SSO_GATE_CLOCK_SKEW", self.clock_skew, 0),
+            ("SSO_GATE_FLOW_TTL", self.flow_ttl, 30),
+            ("SSO_GATE_MAX_LOGIN_BODY", self.max_login_body, 1024),
+            ("SSO_GATE_MAX_API_BODY", self.max_api_body, 1024),
+        ):
+            if number < low:
+                raise ConfigurationError(f"{name} must be at least {low}, got {number}")
+        if self.clock_skew > 600:
+            raise ConfigurationError("SSO_GATE_CLOCK_SKEW above 600 seconds is unsafe")
+        if self.http_timeout <= 0:
+            raise ConfigurationError("SSO_GATE_HTTP_TIMEOUT must be positive")
+        if not self.cookie_name.replace("_", "").replace("-", "").isalnum():
+            raise ConfigurationError("SSO_GATE_COOKIE_NAME may use letters, digits, '_' and '-'")
+
+    def __repr__(self) -> str:
+        fields = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "database_url" or f.name == "redis_url":
+                value = _mask_url(value)
+            fields.append(f"{f.name}={value!r}")
+        return "Settings(" + ", ".join(fields) + ")"
+
+
+def _is_loopback(host: str | None) -> bool:
+    return host in ("localhost", "127.0.0.1", "::1")
+
+
+def _mask_url(url: str | None) -> str | None:
+    """Hide a password embedded in a database or Redis URL."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
+def _int(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _float(name: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _bool(name: str, raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")

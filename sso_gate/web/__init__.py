@@ -1,0 +1,1 @@
+"""Starlette glue: the only layer that imports Starlette."""

@@ -1,0 +1,231 @@
+"""The gate: a pure ASGI middleware (no ``BaseHTTPMiddleware``: it costs ~13x a bare request).
+
+Per HTTP request it does, in order:
+1. requests under the prefix go to the gate's own routes;
+2. the session cookie, if any, is resolved (cache hit: a dict lookup) into ``scope["sso_gate"]``;
+3. ``POST {login_path}`` is read (up to ``max_login_body``), its email routed: an SSO-required
+   domain is sent to its IdP (303 for forms, 409 JSON for XHR/JSON); anything else reaches the
+   app with the body replayed byte for byte.
+Everything else, and every non-HTTP scope (websocket, lifespan), passes through untouched.
+Anonymous requests never touch the database.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode
+
+from sso_gate.exceptions import PayloadTooLargeError, SSOGateError, ValidationError
+from sso_gate.web.context import SSOContext
+from sso_gate.web.responses import cookie_name, error_response
+
+if TYPE_CHECKING:
+    from sso_gate.gate import SSOGate
+
+__all__ = ["GateMiddleware"]
+
+log = logging.getLogger("sso_gate.web")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def read_cookie(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    """The value of one cookie, without parsing the whole header into a dict."""
+    for key, value in headers:
+        if key == b"cookie":
+            for part in value.split(b";"):
+                k, sep, v = part.strip().partition(b"=")
+                if sep and k == name:
+                    try:
+                        return v.decode("ascii")
+                    except UnicodeDecodeError:
+                        return None
+    return None
+
+
+class GateMiddleware:
+    def __init__(self, app: ASGIApp, gate: SSOGate) -> None:
+        from sso_gate.web.routes import build_router
+
+        self.app = app
+        self.gate = gate
+        s = gate.settings
+        self.prefix = s.prefix
+        self.prefix_slash = s.prefix + "/"
+        self.login_path = s.login_path
+        self.cookie = cookie_name(s, s.cookie_name).encode()
+        self.max_body = s.max_login_body
+        self.email_field = s.email_field
+        self.router = build_router(gate)
+        self.anonymous = SSOContext(gate, None)
+        self.sessions = gate.sessions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path.startswith(self.prefix_slash) or path == self.prefix:
+            await self.router(scope, receive, send)
+            return
+        ctx = self.anonymous
+        cookie = read_cookie(scope["headers"], self.cookie)
+        if cookie is not None:
+            session = self.sessions.cached(cookie)
+            if session is None:
+                try:
+                    session = await self.sessions.verify(cookie)
+                except SSOGateError:
+                    # Database down: the request continues as anonymous rather than failing.
+                    log.warning("session check failed; treating request as anonymous")
+            if session is not None:
+                ctx = SSOContext(self.gate, session)
+        scope["sso_gate"] = ctx
+        if path == self.login_path and scope["method"] == "POST":
+            await self._login(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    # -- login interception --------------------------------------------------------------------
+
+    async def _login(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = _headers(scope)
+        as_json = _is_api_call(headers)
+        try:
+            body = await _read_body(receive, self.max_body, headers)
+            email = await _extract_email(scope, body, headers, self.email_field)
+            decision = None if email is None else await self.gate.routing.for_email(email)
+            if decision is None or not decision.sso_required:
+                await self.app(scope, _replay(body, receive), send)
+                return
+            return_to = _return_to_param(scope, body, headers)
+            if as_json:
+                query = {"email": email, **({"return_to": return_to} if return_to else {})}
+                url = self.gate.settings.gate_url("/sso/authorize?" + urlencode(query))
+                from starlette.responses import JSONResponse
+
+                api_resp = JSONResponse(
+                    {
+                        "error": "sso_required",
+                        "message": "This email's organization signs in with SSO.",
+                        "organization_id": decision.organization_id,
+                        "authorization_url": url,
+                    },
+                    status_code=409,
+                    headers={"Cache-Control": "no-store"},
+                )
+                await api_resp(scope, receive, send)
+                return
+            from sso_gate.web.routes import start_sso_response
+
+            assert decision.connection_id is not None
+            resp = await start_sso_response(
+                self.gate, scope, decision.connection_id, return_to, login_hint=email
+            )
+            await resp(scope, receive, send)
+        except SSOGateError as exc:
+            await error_response(exc, as_json)(scope, receive, send)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _is_api_call(headers: dict[str, str]) -> bool:
+    if headers.get("x-requested-with", "").lower() == "xmlhttprequest":
+        return True
+    return headers.get("content-type", "").startswith("application/json")
+
+
+async def _read_body(receive: Receive, limit: int, headers: dict[str, str]) -> bytes:
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"login request body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ValidationError("client disconnected", code="client_disconnected")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"login request body is larger than {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive callable that yields the buffered body once, then defers to the real one."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _extract_email(
+    scope: Scope, body: bytes, headers: dict[str, str], field: str
+) -> str | None:
+    ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/x-www-form-urlencoded":
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValidationError("login form is not valid UTF-8", code="malformed_body") from None
+        for key, value in parse_qsl(text, keep_blank_values=True, max_num_fields=1000):
+            if key == field:
+                return value.strip() or None
+        return None
+    if ctype == "application/json" or ctype.endswith("+json"):
+        if not body.strip():
+            return None
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise ValidationError("login body is not valid JSON", code="malformed_body") from None
+        found = data.get(field) if isinstance(data, dict) else None
+        return (found.strip() or None) if isinstance(found, str) else None
+    if ctype == "multipart/form-data":
+        from starlette.requests import Request
+
+        async def once() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            form = await Request(scope, once).form(max_files=0, max_fields=1000)
+        except Exception:
+            raise ValidationError(
+                "login form (multipart) is malformed", code="malformed_body"
+            ) from None
+        item = form.get(field)
+        await form.close()
+        return (item.strip() or None) if isinstance(item, str) else None
+    return None
+
+
+def _return_to_param(scope: Scope, body: bytes, headers: dict[str, str]) -> str | None:
+    """``return_to`` or ``next`` from the query string or the form (validated later)."""
+    query: dict[str, str] = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+    for key in ("return_to", "next"):
+        if query.get(key):
+            return query[key]
+    if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        form = dict(parse_qsl(body.decode("utf-8", "replace")))
+        for key in ("return_to", "next"):
+            if form.get(key):
+                return form[key]
+    return None

@@ -1,0 +1,262 @@
+"""OpenAPI 3.1 description of the management API (served at ``{prefix}/api/openapi.json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["openapi_document"]
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _resp(schema: dict[str, Any] | None, code: str = "200") -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "401": {
+            "description": "missing or invalid API key",
+            "content": {"application/json": {"schema": _ERROR}},
+        },
+        "422": {
+            "description": "invalid request",
+            "content": {"application/json": {"schema": _ERROR}},
+        },
+    }
+    if schema is None:
+        out[code] = {"description": "done"}
+    else:
+        out[code] = {"description": "ok", "content": {"application/json": {"schema": schema}}}
+    return out
+
+
+def _list_of(ref: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["data", "list_metadata"],
+        "properties": {
+            "object": {"const": "list"},
+            "data": {"type": "array", "items": {"$ref": ref}},
+            "list_metadata": {
+                "type": "object",
+                "properties": {
+                    "before": {"type": ["string", "null"]},
+                    "after": {"type": ["string", "null"]},
+                },
+            },
+        },
+    }
+
+
+_PAGE_PARAMS = [
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+    {"name": "before", "in": "query", "schema": {"type": "string"}},
+    {"name": "after", "in": "query", "schema": {"type": "string"}},
+    {"name": "order", "in": "query", "schema": {"enum": ["asc", "desc"]}},
+]
+_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+
+def openapi_document(server_url: str) -> dict[str, Any]:
+    org = {"$ref": "#/components/schemas/Organization"}
+    conn = {"$ref": "#/components/schemas/Connection"}
+
+    def body(ref: str) -> dict[str, Any]:
+        return {"required": True, "content": {"application/json": {"schema": {"$ref": ref}}}}
+
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "sso_gate management API", "version": "1"},
+        "servers": [{"url": server_url}],
+        "security": [{"bearer": []}],
+        "paths": {
+            "/organizations": {
+                "get": {
+                    "operationId": "listOrganizations",
+                    "parameters": [
+                        *_PAGE_PARAMS,
+                        {"name": "domains", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": _resp(_list_of("#/components/schemas/Organization")),
+                },
+                "post": {
+                    "operationId": "createOrganization",
+                    "requestBody": body("#/components/schemas/OrganizationCreate"),
+                    "responses": _resp(org, "201"),
+                },
+            },
+            "/organizations/{id}": {
+                "parameters": _ID,
+                "get": {"operationId": "getOrganization", "responses": _resp(org)},
+                "put": {
+                    "operationId": "updateOrganization",
+                    "requestBody": body("#/components/schemas/OrganizationUpdate"),
+                    "responses": _resp(org),
+                },
+                "delete": {"operationId": "deleteOrganization", "responses": _resp(None, "204")},
+            },
+            "/organizations/{id}/domains": {
+                "parameters": _ID,
+                "post": {
+                    "operationId": "addOrganizationDomain",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["domain"],
+                                    "properties": {"domain": {"type": "string"}},
+                                }
+                            }
+                        },
+                    },
+                    "responses": _resp(org, "201"),
+                },
+            },
+            "/organizations/{id}/domains/{domain}": {
+                "parameters": [
+                    *_ID,
+                    {
+                        "name": "domain",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "delete": {"operationId": "removeOrganizationDomain", "responses": _resp(org)},
+            },
+            "/connections": {
+                "get": {
+                    "operationId": "listConnections",
+                    "parameters": [
+                        *_PAGE_PARAMS,
+                        {"name": "organization_id", "in": "query", "schema": {"type": "string"}},
+                        {"name": "connection_type", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "state",
+                            "in": "query",
+                            "schema": {"enum": ["draft", "active", "inactive"]},
+                        },
+                    ],
+                    "responses": _resp(_list_of("#/components/schemas/Connection")),
+                },
+                "post": {
+                    "operationId": "createConnection",
+                    "requestBody": body("#/components/schemas/ConnectionCreate"),
+                    "responses": _resp(conn, "201"),
+                },
+            },
+            "/connections/{id}": {
+                "parameters": _ID,
+                "get": {"operationId": "getConnection", "responses": _resp(conn)},
+                "delete": {"operationId": "deleteConnection", "responses": _resp(None, "204")},
+            },
+            "/connections/{id}/activate": {
+                "parameters": _ID,
+                "post": {"operationId": "activateConnection", "responses": _resp(conn)},
+            },
+            "/connections/{id}/deactivate": {
+                "parameters": _ID,
+                "post": {"operationId": "deactivateConnection", "responses": _resp(conn)},
+            },
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "field": {"type": "string"},
+                    },
+                },
+                "OrganizationDomain": {
+                    "type": "object",
+                    "properties": {
+                        "object": {"const": "organization_domain"},
+                        "id": {"type": "string"},
+                        "domain": {"type": "string"},
+                        "state": {"enum": ["pending", "verified", "failed"]},
+                    },
+                },
+                "Organization": {
+                    "type": "object",
+                    "required": ["object", "id", "name", "domains", "sso_policy"],
+                    "properties": {
+                        "object": {"const": "organization"},
+                        "id": {"type": "string"},
+                        "name": {"type": "string"},
+                        "sso_policy": {"enum": ["required", "optional"]},
+                        "external_id": {"type": ["string", "null"]},
+                        "domains": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/OrganizationDomain"},
+                        },
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "updated_at": {"type": "string", "format": "date-time"},
+                    },
+                },
+                "OrganizationCreate": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                        "domains": {"type": "array", "items": {"type": "string"}},
+                        "sso_policy": {"enum": ["required", "optional"]},
+                        "external_id": {"type": "string"},
+                    },
+                },
+                "OrganizationUpdate": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                        "domains": {"type": "array", "items": {"type": "string"}},
+                        "sso_policy": {"enum": ["required", "optional"]},
+                    },
+                },
+                "Connection": {
+                    "type": "object",
+                    "required": ["object", "id", "organization_id", "connection_type", "state"],
+                    "properties": {
+                        "object": {"const": "connection"},
+                        "id": {"type": "string"},
+                        "organization_id": {"type": "string"},
+                        "connection_type": {"type": "string"},
+                        "name": {"type": "string"},
+                        "state": {"enum": ["draft", "active", "inactive"]},
+                        "oidc": {"type": "object"},
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "updated_at": {"type": "string", "format": "date-time"},
+                    },
+                },
+                "ConnectionCreate": {
+                    "type": "object",
+                    "required": ["organization_id", "oidc"],
+                    "properties": {
+                        "organization_id": {"type": "string"},
+                        "name": {"type": "string"},
+                        "connection_type": {"type": "string"},
+                        "state": {"enum": ["draft", "active", "inactive"]},
+                        "oidc": {
+                            "type": "object",
+                            "required": ["issuer", "client_id", "client_secret"],
+                            "properties": {
+                                "issuer": {"type": "string", "format": "uri"},
+                                "client_id": {"type": "string"},
+                                "client_secret": {"type": "string", "writeOnly": True},
+                                "scopes": {"type": "array", "items": {"type": "string"}},
+                                "allowed_algorithms": {
+                                    "type": "array",
+                                    "items": {"type": "string"},
+                                },
+                                "token_endpoint_auth_method": {
+                                    "enum": ["client_secret_basic", "client_secret_post"]
+                                },
+                                "use_userinfo": {"type": "boolean"},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    }

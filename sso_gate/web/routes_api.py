@@ -1,0 +1,266 @@
+"""Management API (``{prefix}/api``): WorkOS paths and shapes, bearer ``SSO_GATE_ADMIN_API_KEY``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from sso_gate._crypto import constant_time_equals
+from sso_gate.exceptions import (
+    AuthenticationError,
+    NotFoundError,
+    PayloadTooLargeError,
+    SSOGateError,
+    ValidationError,
+)
+from sso_gate.web.openapi import openapi_document
+from sso_gate.web.responses import error_response, json_response
+
+if TYPE_CHECKING:
+    from sso_gate.gate import SSOGate
+
+__all__ = ["api_routes"]
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _page_args(request: Request) -> dict[str, Any]:
+    q = request.query_params
+    raw = q.get("limit", "10")
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise ValidationError("limit must be an integer from 1 to 100", field="limit")
+    order = q.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise ValidationError("order must be 'asc' or 'desc'", field="order")
+    if q.get("before") and q.get("after"):
+        raise ValidationError("give before or after, not both", field="before")
+    return {"limit": int(raw), "before": q.get("before"), "after": q.get("after"), "order": order}
+
+
+async def _json_body(request: Request, limit: int) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"request body is larger than {limit} bytes")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLargeError(f"request body is larger than {limit} bytes")
+    if not request.headers.get("content-type", "").startswith("application/json"):
+        raise ValidationError(
+            "send a JSON body with Content-Type: application/json", code="invalid_content_type"
+        )
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError("request body is not valid JSON", code="malformed_body") from None
+    if not isinstance(data, dict):
+        raise ValidationError("request body must be a JSON object", code="malformed_body")
+    return data
+
+
+def _str(data: dict[str, Any], key: str, required: bool = True) -> Any:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise ValidationError(f"{key} is required", field=key)
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{key} must be a string", field=key)
+    return value
+
+
+def _str_list(data: dict[str, Any], key: str) -> list[str] | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValidationError(f"{key} must be a list of strings", field=key)
+    return value
+
+
+def _domains(data: dict[str, Any]) -> list[str] | None:
+    """WorkOS accepts ``domains: [str]`` (deprecated) and ``domain_data: [{domain, state}]``."""
+    if "domain_data" in data:
+        items = data["domain_data"]
+        if not isinstance(items, list) or not all(
+            isinstance(i, dict) and isinstance(i.get("domain"), str) for i in items
+        ):
+            raise ValidationError(
+                "domain_data must be a list of {domain, state}", field="domain_data"
+            )
+        return [i["domain"] for i in items]
+    return _str_list(data, "domains")
+
+
+def api_routes(gate: SSOGate) -> list[BaseRoute]:
+    s = gate.settings
+    key = s.admin_api_key
+
+    def endpoint(fn: Handler) -> Handler:
+        async def wrapped(request: Request) -> Response:
+            try:
+                if key is None:
+                    raise NotFoundError(
+                        "the management API is off (set SSO_GATE_ADMIN_API_KEY)",
+                        code="api_disabled",
+                    )
+                auth = request.headers.get("authorization", "")
+                scheme, _, token = auth.partition(" ")
+                if scheme.lower() != "bearer" or not constant_time_equals(
+                    token.strip(), key.reveal()
+                ):
+                    raise AuthenticationError(
+                        "missing or invalid API key (Authorization: Bearer …)"
+                    )
+                return await fn(request)
+            except SSOGateError as exc:
+                resp = error_response(exc, True)
+                if isinstance(exc, AuthenticationError):
+                    resp.headers["WWW-Authenticate"] = 'Bearer realm="sso_gate"'
+                return resp
+
+        return wrapped
+
+    redirect = gate.connections.redirect_uri
+
+    # -- organizations -------------------------------------------------------------------------
+
+    async def list_orgs(request: Request) -> Response:
+        domains = request.query_params.getlist("domains")
+        page = await gate.organizations.list(
+            domain=domains[0] if domains else None, **_page_args(request)
+        )
+        return json_response(page.to_dict())
+
+    async def create_org(request: Request) -> Response:
+        data = await _json_body(request, s.max_api_body)
+        org = await gate.organizations.create(
+            name=_str(data, "name"),
+            domains=_domains(data) or [],
+            sso_policy=data.get("sso_policy", "optional"),
+            external_id=_str(data, "external_id", required=False),
+        )
+        return json_response(org.to_dict(), 201)
+
+    async def get_org(request: Request) -> Response:
+        org = await gate.organizations.get(request.path_params["id"])
+        return json_response(org.to_dict())
+
+    async def update_org(request: Request) -> Response:
+        data = await _json_body(request, s.max_api_body)
+        org = await gate.organizations.update(
+            request.path_params["id"],
+            name=_str(data, "name", required=False),
+            sso_policy=data.get("sso_policy"),
+            domains=_domains(data),
+        )
+        return json_response(org.to_dict())
+
+    async def delete_org(request: Request) -> Response:
+        await gate.organizations.delete(request.path_params["id"])
+        return Response(status_code=204)
+
+    async def add_domain(request: Request) -> Response:
+        data = await _json_body(request, s.max_api_body)
+        org = await gate.organizations.add_domain(request.path_params["id"], _str(data, "domain"))
+        return json_response(org.to_dict(), 201)
+
+    async def remove_domain(request: Request) -> Response:
+        org = await gate.organizations.remove_domain(
+            request.path_params["id"], request.path_params["domain"]
+        )
+        return json_response(org.to_dict())
+
+    # -- connections ---------------------------------------------------------------------------
+
+    async def list_connections(request: Request) -> Response:
+        q = request.query_params
+        page = await gate.connections.list(
+            organization_id=q.get("organization_id"),
+            connection_type=q.get("connection_type"),
+            state=q.get("state"),
+            **_page_args(request),
+        )
+        return json_response(
+            {
+                "object": "list",
+                "data": [c.to_dict(redirect(c.id)) for c in page.data],
+                "list_metadata": {"before": page.before, "after": page.after},
+            }
+        )
+
+    async def create_connection(request: Request) -> Response:
+        data = await _json_body(request, s.max_api_body)
+        org_id = _str(data, "organization_id")
+        oidc = data.get("oidc")
+        if not isinstance(oidc, dict):
+            raise ValidationError(
+                "give an 'oidc' object {issuer, client_id, client_secret, …} "
+                "(SAML connections arrive with the SAML release)",
+                field="oidc",
+            )
+        opts: dict[str, Any] = {}
+        for name in ("scopes", "allowed_algorithms", "additional_trusted_audiences"):
+            value = _str_list(oidc, name)
+            if value is not None:
+                opts[name] = value
+        for name in ("use_userinfo", "require_email_domain_match"):
+            if name in oidc:
+                if not isinstance(oidc[name], bool):
+                    raise ValidationError(f"{name} must be true or false", field=name)
+                opts[name] = oidc[name]
+        if "token_endpoint_auth_method" in oidc:
+            opts["token_endpoint_auth_method"] = _str(oidc, "token_endpoint_auth_method")
+        conn = await gate.connections.create_oidc(
+            org_id,
+            issuer=_str(oidc, "issuer"),
+            client_id=_str(oidc, "client_id"),
+            client_secret=_str(oidc, "client_secret"),
+            name=_str(data, "name", required=False),
+            connection_type=_str(data, "connection_type", required=False) or "GenericOIDC",
+            state=data.get("state", "active"),
+            **opts,
+        )
+        return json_response(conn.to_dict(redirect(conn.id)), 201)
+
+    async def get_connection(request: Request) -> Response:
+        conn = await gate.connections.get(request.path_params["id"])
+        return json_response(conn.to_dict(redirect(conn.id)))
+
+    async def delete_connection(request: Request) -> Response:
+        await gate.connections.delete(request.path_params["id"])
+        return Response(status_code=204)
+
+    async def activate(request: Request) -> Response:
+        conn = await gate.connections.activate(request.path_params["id"])
+        return json_response(conn.to_dict(redirect(conn.id)))
+
+    async def deactivate(request: Request) -> Response:
+        conn = await gate.connections.deactivate(request.path_params["id"])
+        return json_response(conn.to_dict(redirect(conn.id)))
+
+    async def openapi(request: Request) -> Response:
+        return json_response(openapi_document(s.gate_url("/api")))
+
+    return [
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/organizations", endpoint(list_orgs), methods=["GET"]),
+        Route("/organizations", endpoint(create_org), methods=["POST"]),
+        Route("/organizations/{id}", endpoint(get_org), methods=["GET"]),
+        Route("/organizations/{id}", endpoint(update_org), methods=["PUT"]),
+        Route("/organizations/{id}", endpoint(delete_org), methods=["DELETE"]),
+        Route("/organizations/{id}/domains", endpoint(add_domain), methods=["POST"]),
+        Route("/organizations/{id}/domains/{domain}", endpoint(remove_domain), methods=["DELETE"]),
+        Route("/connections", endpoint(list_connections), methods=["GET"]),
+        Route("/connections", endpoint(create_connection), methods=["POST"]),
+        Route("/connections/{id}", endpoint(get_connection), methods=["GET"]),
+        Route("/connections/{id}", endpoint(delete_connection), methods=["DELETE"]),
+        Route("/connections/{id}/activate", endpoint(activate), methods=["POST"]),
+        Route("/connections/{id}/deactivate", endpoint(deactivate), methods=["POST"]),
+    ]
