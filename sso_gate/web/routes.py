@@ -71,6 +71,12 @@ async def start_sso_response(
     return resp
 
 
+async def not_found(scope: Any, receive: Any, send: Any) -> None:
+    await json_response({"code": "not_found", "message": "no such sso_gate endpoint"}, 404)(
+        scope, receive, send
+    )
+
+
 def build_router(gate: SSOGate) -> Router:
     from sso_gate.web.routes_api import api_routes
 
@@ -162,16 +168,12 @@ def build_router(gate: SSOGate) -> Router:
         Route("/sso/oidc/{connection_id}/callback", oidc_callback, methods=["GET"]),
         Route("/sso/logout", logout, methods=["POST"]),
         Route("/sso/me", me, methods=["GET"]),
-        Mount("/api", routes=api_routes(gate)),
+        Mount("/api", app=Router(routes=api_routes(gate), default=not_found)),
     ]
-
-    async def not_found(scope: Any, receive: Any, send: Any) -> None:
-        await json_response({"code": "not_found", "message": "no such sso_gate endpoint"}, 404)(
-            scope, receive, send
-        )
-
-    router = Router(routes=[Mount(s.prefix, routes=sso_routes)], default=not_found)
-    return router
+    return Router(
+        routes=[Mount(s.prefix, app=Router(routes=sso_routes, default=not_found))],
+        default=not_found,
+    )
 
 
 async def _resolve_connection(
