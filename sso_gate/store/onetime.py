@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
+from sso_gate.exceptions import StorageUnavailableError
+
 __all__ = ["OneTimeStore", "MemoryOneTimeStore", "RedisOneTimeStore", "create_onetime_store"]
 
 
@@ -66,7 +68,11 @@ class MemoryOneTimeStore:
 
 
 class RedisOneTimeStore:
-    """Redis-backed store: ``SET … PX`` / ``GETDEL`` / ``SET NX PX`` are each atomic."""
+    """Redis-backed store: ``SET … PX`` / ``GETDEL`` / ``SET NX PX`` are each atomic.
+
+    Fails closed: when Redis cannot be reached every call raises
+    :class:`~sso_gate.exceptions.StorageUnavailableError`, so no state or replay check is skipped.
+    """
 
     def __init__(self, url: str, namespace: str = "sso_gate:") -> None:
         try:
@@ -78,20 +84,38 @@ class RedisOneTimeStore:
                 "SSO_GATE_REDIS_URL is set but the redis package is missing: "
                 "pip install 'sso-gate[redis]'"
             ) from exc
+        from redis.exceptions import RedisError
+
         self._redis = aioredis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         self._ns = namespace
+        self._errors: tuple[type[BaseException], ...] = (RedisError, OSError)
+
+    def _down(self) -> StorageUnavailableError:
+        return StorageUnavailableError(
+            "the one-time store (Redis) is unavailable; sign-ins are refused until it is back",
+            code="onetime_store_unavailable",
+        )
 
     async def put(self, key: str, value: str, ttl: float) -> None:
-        await self._redis.set(self._ns + key, value, px=max(1, int(ttl * 1000)))
+        try:
+            await self._redis.set(self._ns + key, value, px=max(1, int(ttl * 1000)))
+        except self._errors:
+            raise self._down() from None
 
     async def take(self, key: str) -> str | None:
-        raw = await self._redis.getdel(self._ns + key)
+        try:
+            raw = await self._redis.getdel(self._ns + key)
+        except self._errors:
+            raise self._down() from None
         if raw is None:
             return None
         return raw.decode() if isinstance(raw, bytes) else str(raw)
 
     async def add(self, key: str, ttl: float) -> bool:
-        ok = await self._redis.set(self._ns + key, "1", px=max(1, int(ttl * 1000)), nx=True)
+        try:
+            ok = await self._redis.set(self._ns + key, "1", px=max(1, int(ttl * 1000)), nx=True)
+        except self._errors:
+            raise self._down() from None
         return bool(ok)
 
     async def close(self) -> None:

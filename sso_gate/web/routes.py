@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import logging
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from sso_gate.gate import SSOGate
 
 __all__ = ["build_router", "start_sso_response"]
+
+log = logging.getLogger("sso_gate.web")
 
 
 def _binding_hash(value: str) -> str:
@@ -77,7 +80,34 @@ async def not_found(scope: Any, receive: Any, send: Any) -> None:
     )
 
 
-def build_router(gate: SSOGate) -> Router:
+class _Guarded:
+    """Last line of defence for the gate's own routes: an unexpected exception is logged with
+    its traceback server-side and answered with a plain 500 JSON — never a stack trace."""
+
+    def __init__(self, app: Router) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        started = False
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                await json_response(
+                    {"code": "internal_error", "message": "internal error; see the server log"},
+                    500,
+                )(scope, receive, send)
+
+
+def build_router(gate: SSOGate) -> _Guarded:
     from sso_gate.web.routes_api import api_routes
 
     s = gate.settings
@@ -170,9 +200,11 @@ def build_router(gate: SSOGate) -> Router:
         Route("/sso/me", me, methods=["GET"]),
         Mount("/api", app=Router(routes=api_routes(gate), default=not_found)),
     ]
-    return Router(
-        routes=[Mount(s.prefix, app=Router(routes=sso_routes, default=not_found))],
-        default=not_found,
+    return _Guarded(
+        Router(
+            routes=[Mount(s.prefix, app=Router(routes=sso_routes, default=not_found))],
+            default=not_found,
+        )
     )
 
 

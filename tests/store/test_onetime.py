@@ -66,3 +66,13 @@ async def test_memory_store_sweeps_expired() -> None:
     for i in range(300):
         await s.put(f"n{i}", "v", 10)
     assert len(s._data) < 600
+
+
+async def test_redis_down_fails_closed() -> None:
+    from sso_gate.exceptions import StorageUnavailableError
+
+    s = RedisOneTimeStore("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    for call in (s.put("k", "v", 1), s.take("k"), s.add("k", 1)):
+        with pytest.raises(StorageUnavailableError, match="Redis"):
+            await call
+    await s.close()

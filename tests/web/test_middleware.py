@@ -179,3 +179,23 @@ async def test_install_on_starlette_app(database_url: str) -> None:
         assert r.status_code == 401
     await e.client.aclose()
     await e.gate.aclose()
+
+
+async def test_unexpected_errors_are_a_plain_500(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(*a: Any, **k: Any) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(env.gate.sso, "complete_oidc", broken)
+    r = await env.client.get(f"/sso-gate/sso/oidc/{env.connection.id}/callback?code=a&state=b")
+    assert r.status_code == 500 and r.json()["code"] == "internal_error"
+    assert "secret internals" not in r.text and "Traceback" not in r.text
+
+
+async def test_redis_down_is_a_clear_503(database_url: str) -> None:
+    from tests.web.conftest import make_env
+
+    e = await make_env(database_url, redis_url="redis://127.0.0.1:1/0")
+    r = await e.client.post("/login", data={"email": "alice@acme.test"})
+    assert r.status_code == 503 and "onetime_store_unavailable" in r.text
+    await e.client.aclose()
+    await e.gate.aclose()
