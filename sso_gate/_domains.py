@@ -25,6 +25,10 @@ CONSUMER_DOMAINS: frozenset[str] = frozenset(
 )
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# Fast path (``fullmatch``): an already-plain ASCII name, every label valid per ``_LABEL``. For
+# such a name IDNA encoding is the identity and every check below passes, so the result is the
+# same; anything else takes the full path.
+_PLAIN = re.compile(r"(?:(?!-)[a-z0-9-]{1,63}(?<!-)\.)+(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
 def normalize_domain(value: str, *, field: str = "domain") -> str:
@@ -32,6 +36,10 @@ def normalize_domain(value: str, *, field: str = "domain") -> str:
     if not isinstance(value, str):
         raise ValidationError("domain must be a string", field=field)
     raw = value.strip().rstrip(".").lower()
+    if len(raw) <= 253 and _PLAIN.fullmatch(raw) is not None:
+        if raw.rpartition(".")[2].isdigit():
+            raise ValidationError(f"{value!r} is an IP address, not a domain", field=field)
+        return raw
     if not raw:
         raise ValidationError("domain must not be empty", field=field)
     try:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import httpx
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -31,24 +31,27 @@ class Runtime:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction; a database outage becomes :class:`StorageUnavailableError`."""
-        try:
+        with _outage_as_503():
             async with self.engine.begin() as conn:
                 yield conn
-        except (OperationalError, OSError, ConnectionError) as exc:
-            raise StorageUnavailableError(
-                f"the database is unavailable ({type(exc).__name__})"
-            ) from None
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StorageUnavailableError("the database connection was lost") from None
-            raise
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        try:
+        """A read-only connection (no explicit transaction)."""
+        with _outage_as_503():
             async with self.engine.connect() as conn:
                 yield conn
-        except (OperationalError, OSError, ConnectionError) as exc:
-            raise StorageUnavailableError(
-                f"the database is unavailable ({type(exc).__name__})"
-            ) from None
+
+
+@contextmanager
+def _outage_as_503() -> Iterator[None]:
+    try:
+        yield
+    except (OperationalError, OSError, ConnectionError) as exc:
+        raise StorageUnavailableError(
+            f"the database is unavailable ({type(exc).__name__})"
+        ) from None
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StorageUnavailableError("the database connection was lost") from None
+        raise

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from cachetools import TTLCache
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sso_gate._ids import new_id
 from sso_gate.exceptions import NotFoundError, ValidationError
@@ -29,6 +30,13 @@ from sso_gate.store.tables import connections, organizations
 __all__ = ["ConnectionsService"]
 
 _STATE_EVENTS = {"active": "connection.activated", "inactive": "connection.deactivated"}
+
+
+async def _row(conn: AsyncConnection, connection_id: str) -> repo.Row:
+    row = await repo.get_by_id(conn, connections, connection_id)
+    if row is None:
+        raise NotFoundError(f"connection {connection_id!r} not found", code="connection_not_found")
+    return row
 
 
 class ConnectionsService:
@@ -197,11 +205,7 @@ class ConnectionsService:
 
     async def get(self, connection_id: str) -> Connection:
         async with self._rt.read() as conn:
-            row = await repo.get_by_id(conn, connections, connection_id)
-        if row is None:
-            raise NotFoundError(
-                f"connection {connection_id!r} not found", code="connection_not_found"
-            )
+            row = await _row(conn, connection_id)
         return self._from_row(row)
 
     async def get_cached(self, connection_id: str) -> Connection:
@@ -240,11 +244,7 @@ class ConnectionsService:
         if state not in ("active", "inactive"):
             raise ValidationError("state must be 'active' or 'inactive'", field="state")
         async with self._rt.transaction() as conn:
-            row = await repo.get_by_id(conn, connections, connection_id)
-            if row is None:
-                raise NotFoundError(
-                    f"connection {connection_id!r} not found", code="connection_not_found"
-                )
+            row = await _row(conn, connection_id)
             evs = []
             if row["state"] != state:
                 await repo.update_by_id(
@@ -253,8 +253,7 @@ class ConnectionsService:
                     connection_id,
                     {"state": state, "updated_at": self._rt.clock()},
                 )
-                row = await repo.get_by_id(conn, connections, connection_id)
-                assert row is not None
+                row = await _row(conn, connection_id)
                 evs.append(
                     await self._events.record(
                         conn,
@@ -276,11 +275,7 @@ class ConnectionsService:
 
     async def delete(self, connection_id: str) -> None:
         async with self._rt.transaction() as conn:
-            row = await repo.get_by_id(conn, connections, connection_id)
-            if row is None:
-                raise NotFoundError(
-                    f"connection {connection_id!r} not found", code="connection_not_found"
-                )
+            row = await _row(conn, connection_id)
             await repo.delete_by_id(conn, connections, connection_id)
             ev = await self._events.record(
                 conn, "connection.deleted", self._from_row(row).to_dict(), row["organization_id"]

@@ -51,6 +51,14 @@ class EventsService:
         )
         return ev
 
+    async def emit(self, event: str, data: Mapping[str, Any], organization_id: str | None) -> Event:
+        """Record an event in its own transaction and dispatch it (for events that are not part
+        of a larger state change, such as authentication outcomes)."""
+        async with self._rt.transaction() as conn:
+            ev = await self.record(conn, event, data, organization_id)
+        await self.dispatch([ev])
+        return ev
+
     async def dispatch(self, events: Iterable[Event]) -> None:
         """Hand committed events to subscribers; a failing subscriber is logged, never raised."""
         for ev in events:

@@ -1,15 +1,21 @@
 """Home-realm discovery: which organization (and connection) an email's domain belongs to.
 
-Decisions are cached per domain (``cachetools.TTLCache``; negative answers too), so a repeated
-login for a domain costs a dict lookup. Changes made through this process invalidate at once;
-other instances see them within ``SSO_GATE_ROUTING_CACHE_TTL`` seconds.
+Decisions are cached per domain (negative answers too), so a repeated login for a domain costs a
+dict lookup. Changes made through this process invalidate at once; other instances see them
+within ``SSO_GATE_ROUTING_CACHE_TTL`` seconds.
+
+The cache is an ``OrderedDict`` of ``domain -> (decision, monotonic deadline)`` rather than a
+``cachetools.TTLCache``: a hit is one C-level ``dict.get`` plus a clock read (~0.1 µs instead of
+~1 µs). Every entry lives the same TTL, so insertion order is expiry order: expired entries are
+dropped from the front on each insert (as ``TTLCache`` does) and, when full, the entry closest to
+expiry is evicted.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
-
-from cachetools import TTLCache
+from time import monotonic
 
 from sso_gate._domains import CONSUMER_DOMAINS, email_domain
 from sso_gate.models import RoutingDecision
@@ -22,21 +28,28 @@ __all__ = ["RoutingService"]
 class RoutingService:
     def __init__(self, rt: Runtime, maxsize: int = 200_000) -> None:
         self._rt = rt
-        self._cache: TTLCache[str, RoutingDecision] = TTLCache(
-            maxsize=maxsize, ttl=rt.settings.routing_cache_ttl
-        )
+        self._maxsize = maxsize
+        self._ttl = rt.settings.routing_cache_ttl
+        # domain -> (decision, deadline on the monotonic clock)
+        self._cache: OrderedDict[str, tuple[RoutingDecision, float]] = OrderedDict()
 
     async def for_email(self, email: str) -> RoutingDecision | None:
         """The decision for an email, or None if it is not an email address."""
         domain = email_domain(email)
         if domain is None:
             return None
-        return await self.for_domain(domain)
+        hit = self._cache.get(domain)
+        if hit is not None and hit[1] > monotonic():
+            return hit[0]
+        return await self._lookup(domain)
 
     async def for_domain(self, domain: str) -> RoutingDecision:
-        cached = self._cache.get(domain)
-        if cached is not None:
-            return cached
+        hit = self._cache.get(domain)
+        if hit is not None and hit[1] > monotonic():
+            return hit[0]
+        return await self._lookup(domain)
+
+    async def _lookup(self, domain: str) -> RoutingDecision:
         if domain in CONSUMER_DOMAINS:
             decision = RoutingDecision(domain, None, None, None)
         else:
@@ -46,8 +59,25 @@ class RoutingService:
                 decision = RoutingDecision(domain, None, None, None)
             else:
                 decision = RoutingDecision(domain, row[0], row[1], row[2])  # type: ignore[arg-type]
-        self._cache[domain] = decision
+        self._store(domain, decision)
         return decision
+
+    def _store(self, domain: str, decision: RoutingDecision) -> None:
+        cache = self._cache
+        now = monotonic()
+        cache.pop(domain, None)  # a refreshed entry moves to the back (expiry order)
+        self._expire(now)
+        while cache and len(cache) >= self._maxsize:
+            cache.popitem(last=False)
+        cache[domain] = (decision, now + self._ttl)
+
+    def _expire(self, now: float) -> None:
+        cache = self._cache
+        while cache:
+            oldest = next(iter(cache))
+            if cache[oldest][1] > now:
+                return
+            del cache[oldest]
 
     def invalidate(self, domains: Iterable[str] | None = None) -> None:
         """Forget cached decisions (all of them when ``domains`` is None)."""
@@ -59,4 +89,5 @@ class RoutingService:
 
     @property
     def cache_size(self) -> int:
+        self._expire(monotonic())
         return len(self._cache)

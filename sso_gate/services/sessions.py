@@ -7,14 +7,20 @@ expires. A verified cookie is cached in-process for ``SSO_GATE_SESSION_CACHE_TTL
 (default 5), so a repeated cookie costs a dict lookup instead of HMAC + a database read; that
 TTL is the longest a revocation made on another instance takes to apply. Revocations made in this
 process apply immediately.
+
+The cache is an ``OrderedDict`` of ``cookie -> (session, expiry, monotonic deadline)`` rather
+than a ``cachetools.TTLCache``: a hit is one C-level ``dict.get`` and two clock reads (~0.15 µs
+instead of ~1 µs). Every entry lives the same TTL, so insertion order is expiry order: expired
+entries are dropped from the front on each insert (as ``TTLCache`` does) and, when full, the entry
+closest to expiry is evicted.
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from datetime import timedelta
 
-from cachetools import TTLCache
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 
 from sso_gate._crypto import hash_token
@@ -28,6 +34,7 @@ from sso_gate.store.tables import sessions
 __all__ = ["SessionsService"]
 
 _MAX_COOKIE = 512
+_CACHE_MAXSIZE = 100_000
 
 
 class SessionsService:
@@ -41,10 +48,10 @@ class SessionsService:
         keys = [k.reveal() for k in reversed(s.secret_keys)]
         self._signer = TimestampSigner(keys, salt="sso_gate.session.v1")
         self._lifetime = s.session_lifetime
-        # cookie value -> (session, absolute expiry as a UNIX timestamp)
-        self._cache: TTLCache[str, tuple[Session, float]] = TTLCache(
-            maxsize=100_000, ttl=s.session_cache_ttl
-        )
+        self._cache_ttl = s.session_cache_ttl
+        # cookie value -> (session, absolute expiry as a UNIX timestamp, cache deadline on the
+        # monotonic clock)
+        self._cache: OrderedDict[str, tuple[Session, float, float]] = OrderedDict()
 
     @property
     def lifetime(self) -> int:
@@ -81,14 +88,14 @@ class SessionsService:
     def cached(self, cookie: str) -> Session | None:
         """The session for a cookie if it was verified recently (hot path, no I/O)."""
         hit = self._cache.get(cookie)
-        if hit is not None and hit[1] > time.time():
+        if hit is not None and hit[2] > time.monotonic() and hit[1] > time.time():
             return hit[0]
         return None
 
     async def verify(self, cookie: str) -> Session | None:
         """The live session a cookie names, or None (bad signature, expired, revoked, unknown)."""
         hit = self._cache.get(cookie)
-        if hit is not None and hit[1] > time.time():
+        if hit is not None and hit[2] > time.monotonic() and hit[1] > time.time():
             return hit[0]
         if len(cookie) > _MAX_COOKIE:
             return None
@@ -107,11 +114,24 @@ class SessionsService:
             created_at=row["created_at"],
             expires_at=row["expires_at"],
         )
-        self._cache[cookie] = (session, session.expires_at.timestamp())
+        self._remember(cookie, session)
         return session
 
+    def _remember(self, cookie: str, session: Session) -> None:
+        cache = self._cache
+        now = time.monotonic()
+        cache.pop(cookie, None)  # a refreshed entry moves to the back (expiry order)
+        while cache:  # drop expired entries, oldest first
+            oldest = next(iter(cache))
+            if cache[oldest][2] > now:
+                break
+            del cache[oldest]
+        while cache and len(cache) >= _CACHE_MAXSIZE:
+            cache.popitem(last=False)
+        cache[cookie] = (session, session.expires_at.timestamp(), now + self._cache_ttl)
+
     def _forget(self, session_ids: set[str]) -> None:
-        for key in [k for k, (s, _) in list(self._cache.items()) if s.id in session_ids]:
+        for key in [k for k, (s, _, _) in list(self._cache.items()) if s.id in session_ids]:
             self._cache.pop(key, None)
 
     async def revoke(self, session_id: str) -> bool:

@@ -175,18 +175,15 @@ class SSOService:
 
     async def _record_failure(self, connection: Connection, exc: SSOGateError) -> None:
         try:
-            async with self._rt.transaction() as conn:
-                ev = await self._events.record(
-                    conn,
-                    "authentication.sso_failed",
-                    {
-                        "type": "sso",
-                        "connection_id": connection.id,
-                        "error": {"code": exc.code, "message": exc.message},
-                    },
-                    connection.organization_id,
-                )
-            await self._events.dispatch([ev])
+            await self._events.emit(
+                "authentication.sso_failed",
+                {
+                    "type": "sso",
+                    "connection_id": connection.id,
+                    "error": {"code": exc.code, "message": exc.message},
+                },
+                connection.organization_id,
+            )
         except SSOGateError:
             log.warning("could not record sso_failed event for %s", connection.id)
 
@@ -277,19 +274,16 @@ class SSOService:
                 )
             claims = {**info, **claims}
         profile = await self._profile(connection, claims)
-        async with self._rt.transaction() as conn:
-            ev = await self._events.record(
-                conn,
-                "authentication.sso_succeeded",
-                {
-                    "type": "sso",
-                    "connection_id": connection.id,
-                    "profile_id": profile.id,
-                    "email": profile.email,
-                },
-                connection.organization_id,
-            )
-        await self._events.dispatch([ev])
+        await self._events.emit(
+            "authentication.sso_succeeded",
+            {
+                "type": "sso",
+                "connection_id": connection.id,
+                "profile_id": profile.id,
+                "email": profile.email,
+            },
+            connection.organization_id,
+        )
         return profile, fs.return_to
 
     async def _validate(

@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote, urlencode
 
 from sso_gate.exceptions import PayloadTooLargeError, SSOGateError, ValidationError
 from sso_gate.web.context import SSOContext
@@ -39,7 +39,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 def read_cookie(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
     """The value of one cookie, without parsing the whole header into a dict."""
     for key, value in headers:
-        if key == b"cookie":
+        if key == b"cookie" and name in value:  # (no match is possible otherwise)
             for part in value.split(b";"):
                 k, sep, v = part.strip().partition(b"=")
                 if sep and k == name:
@@ -66,6 +66,7 @@ class GateMiddleware:
         self.router = build_router(gate)
         self.anonymous = SSOContext(gate, None)
         self.sessions = gate.sessions
+        self.routing = gate.routing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -101,7 +102,7 @@ class GateMiddleware:
         try:
             body = await _read_body(receive, self.max_body, headers)
             email = await _extract_email(scope, body, headers, self.email_field)
-            decision = None if email is None else await self.gate.routing.for_email(email)
+            decision = None if email is None else await self.routing.for_email(email)
             if decision is None or not decision.sso_required:
                 await self.app(scope, _replay(body, receive), send)
                 return
@@ -134,8 +135,16 @@ class GateMiddleware:
             await error_response(exc, as_json)(scope, receive, send)
 
 
+# The only request headers the login interception reads.
+_LOGIN_HEADERS = frozenset((b"content-type", b"content-length", b"x-requested-with"))
+
+
 def _headers(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    return {
+        k.decode("latin-1"): v.decode("latin-1")
+        for k, v in scope["headers"]
+        if k in _LOGIN_HEADERS
+    }
 
 
 def _is_api_call(headers: dict[str, str]) -> bool:
@@ -186,10 +195,8 @@ async def _extract_email(
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             raise ValidationError("login form is not valid UTF-8", code="malformed_body") from None
-        for key, value in parse_qsl(text, keep_blank_values=True, max_num_fields=1000):
-            if key == field:
-                return value.strip() or None
-        return None
+        value = _form_field(text, field)
+        return None if value is None else (value.strip() or None)
     if ctype == "application/json" or ctype.endswith("+json"):
         if not body.strip():
             return None
@@ -214,6 +221,26 @@ async def _extract_email(
         item = form.get(field)
         await form.close()
         return (item.strip() or None) if isinstance(item, str) else None
+    return None
+
+
+def _form_field(text: str, field: str) -> str | None:
+    """The first ``field`` value of a urlencoded form: exactly what scanning
+    ``parse_qsl(text, keep_blank_values=True, max_num_fields=1000)`` finds, without decoding the
+    fields before it or any after it."""
+    parts = text.split("&")
+    if len(parts) > 1000 and text:
+        parse_qsl(text, keep_blank_values=True, max_num_fields=1000)  # raises, as it always did
+    for part in parts:
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        if "+" in name or "%" in name:
+            name = unquote(name.replace("+", " "))
+        if name == field:
+            if "+" in value or "%" in value:
+                value = unquote(value.replace("+", " "))
+            return value
     return None
 
 
