@@ -26,6 +26,8 @@ __all__ = [
     "SSO_POLICIES",
     "CONNECTION_STATES",
     "OIDC_CONNECTION_TYPES",
+    "SAML_CONNECTION_TYPES",
+    "SAMLConfig",
 ]
 
 SSOPolicy = Literal["required", "optional"]
@@ -124,6 +126,74 @@ class OIDCConfig:
         }
 
 
+# WorkOS connection types -> attribute-mapping preset (sso_gate.saml.attributes.PRESETS).
+SAML_CONNECTION_TYPES: dict[str, str] = {
+    "GenericSAML": "generic",
+    "OktaSAML": "okta",
+    "AzureSAML": "entra_id",
+    "GoogleSAML": "google",
+    "OneLoginSAML": "onelogin",
+    "JumpCloudSAML": "jumpcloud",
+    "PingOneSAML": "pingone",
+    "PingFederateSAML": "pingone",
+    "ADFSSAML": "adfs",
+    "Auth0SAML": "auth0",
+    "KeycloakSAML": "keycloak",
+    "ShibbolethSAML": "shibboleth",
+    "ShibbolethGenericSAML": "shibboleth",
+    "SimpleSamlPhpSAML": "simplesamlphp",
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SAMLConfig:
+    """Per-connection SAML settings: the IdP (from metadata or fields) and this connection's
+    own service provider (entity ID, key pair). The SP private key is a :class:`Secret`."""
+
+    idp_entity_id: str
+    sso_url: str
+    sso_binding: Literal["redirect", "post"]
+    idp_certificates: tuple[str, ...]
+    sp_entity_id: str
+    sp_certificate: str
+    sp_private_key: Secret
+    slo_url: str | None = None
+    metadata_url: str | None = None
+    metadata_refreshed_at: str | None = None
+    sign_requests: bool = False
+    encrypt_assertions: bool = False
+    allow_idp_initiated: bool = False
+    idp_initiated_landing: str = "/"
+    attribute_preset: str = "generic"
+    attribute_overrides: tuple[tuple[str, str], ...] = ()
+    custom_attributes: tuple[tuple[str, str], ...] = ()
+    allow_sha1: bool = False
+    require_email_domain_match: bool = True
+    notified_certificates: tuple[str, ...] = ()
+
+    def public_dict(self) -> dict[str, Any]:
+        return {
+            "idp_entity_id": self.idp_entity_id,
+            "sso_url": self.sso_url,
+            "sso_binding": self.sso_binding,
+            "slo_url": self.slo_url,
+            "idp_certificates": list(self.idp_certificates),
+            "metadata_url": self.metadata_url,
+            "metadata_refreshed_at": self.metadata_refreshed_at,
+            "sp_entity_id": self.sp_entity_id,
+            "sp_certificate": self.sp_certificate,
+            "sign_requests": self.sign_requests,
+            "encrypt_assertions": self.encrypt_assertions,
+            "allow_idp_initiated": self.allow_idp_initiated,
+            "idp_initiated_landing": self.idp_initiated_landing,
+            "attribute_preset": self.attribute_preset,
+            "attribute_overrides": dict(self.attribute_overrides),
+            "custom_attributes": dict(self.custom_attributes),
+            "allow_sha1": self.allow_sha1,
+            "require_email_domain_match": self.require_email_domain_match,
+        }
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Connection:
     id: str
@@ -134,12 +204,15 @@ class Connection:
     created_at: datetime
     updated_at: datetime
     oidc: OIDCConfig | None = None
+    saml: SAMLConfig | None = None
 
     @property
     def protocol(self) -> Literal["oidc", "saml"]:
-        return "saml" if self.connection_type.endswith("SAML") else "oidc"
+        return "saml" if self.saml is not None else "oidc"
 
-    def to_dict(self, redirect_uri: str | None = None) -> dict[str, Any]:
+    def to_dict(
+        self, redirect_uri: str | None = None, saml_urls: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         data: dict[str, Any] = {
             "object": "connection",
             "id": self.id,
@@ -155,6 +228,8 @@ class Connection:
             if redirect_uri is not None:
                 oidc["redirect_uri"] = redirect_uri
             data["oidc"] = oidc
+        if self.saml is not None:
+            data["saml"] = {**self.saml.public_dict(), **(saml_urls or {})}
         return data
 
 

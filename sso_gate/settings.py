@@ -76,6 +76,9 @@ class Settings:
     max_api_body: int = 1024 * 1024
     routing_cache_ttl: float = 30.0
     allow_http_idp: bool = False
+    allow_private_urls: bool = False
+    max_saml_response: int = 256 * 1024
+    metadata_refresh_interval: int = 24 * 3600
 
     def __post_init__(self) -> None:
         self._validate()
@@ -119,6 +122,8 @@ class Settings:
             ("FLOW_TTL", "flow_ttl"),
             ("MAX_LOGIN_BODY", "max_login_body"),
             ("MAX_API_BODY", "max_api_body"),
+            ("MAX_SAML_RESPONSE", "max_saml_response"),
+            ("METADATA_REFRESH_INTERVAL", "metadata_refresh_interval"),
         ):
             if (raw := get(name)) is not None:
                 kw[attr] = _int(f"SSO_GATE_{name}", raw)
@@ -131,6 +136,8 @@ class Settings:
                 kw[attr] = _float(f"SSO_GATE_{name}", raw)
         if (raw := get("ALLOW_HTTP_IDP")) is not None:
             kw["allow_http_idp"] = _bool("SSO_GATE_ALLOW_HTTP_IDP", raw)
+        if (raw := get("ALLOW_PRIVATE_URLS")) is not None:
+            kw["allow_private_urls"] = _bool("SSO_GATE_ALLOW_PRIVATE_URLS", raw)
         kw.update(overrides)
         return cls(**kw)  # type: ignore[arg-type]
 
@@ -230,6 +237,8 @@ class Settings:
             ("SSO_GATE_FLOW_TTL", self.flow_ttl, 30),
             ("SSO_GATE_MAX_LOGIN_BODY", self.max_login_body, 1024),
             ("SSO_GATE_MAX_API_BODY", self.max_api_body, 1024),
+            ("SSO_GATE_MAX_SAML_RESPONSE", self.max_saml_response, 4096),
+            ("SSO_GATE_METADATA_REFRESH_INTERVAL", self.metadata_refresh_interval, 60),
         ):
             if number < low:
                 raise ConfigurationError(f"{name} must be at least {low}, got {number}")

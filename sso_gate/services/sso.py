@@ -10,7 +10,6 @@ import json
 import logging
 from typing import Any
 
-import httpx
 from cachetools import TTLCache
 from joserfc.jwk import KeySet
 
@@ -28,6 +27,7 @@ from sso_gate.models import Connection, Profile
 from sso_gate.oidc import flow as oidc_flow
 from sso_gate.oidc.discovery import ProviderMetadata, discovery_url, parse_discovery
 from sso_gate.oidc.tokens import UnknownKeyError, parse_jwks, validate_id_token
+from sso_gate.services._fetch import fetch
 from sso_gate.services._runtime import Runtime
 from sso_gate.services.connections import ConnectionsService
 from sso_gate.services.events import EventsService
@@ -61,32 +61,17 @@ class SSOService:
         headers: dict[str, str] | None = None,
         accept_error_json: bool = False,
     ) -> Any:
-        try:
-            async with self._rt.http.stream(
-                method,
-                url,
-                data=data,
-                auth=auth,
-                headers={"Accept": "application/json", **(headers or {})},
-                timeout=self._rt.settings.http_timeout,
-            ) as resp:
-                body = b""
-                async for chunk in resp.aiter_bytes():
-                    body += chunk
-                    if len(body) > _MAX_DOC:
-                        raise IdPUnavailableError(f"{what} is larger than {_MAX_DOC} bytes")
-                status = resp.status_code
-        except httpx.TimeoutException:
-            raise IdPUnavailableError(
-                f"the identity provider did not answer the {what} request within "
-                f"{self._rt.settings.http_timeout:g} s",
-                code="idp_timeout",
-            ) from None
-        except httpx.HTTPError as exc:
-            raise IdPUnavailableError(
-                f"the {what} request to the identity provider failed ({type(exc).__name__})",
-                code="idp_unreachable",
-            ) from None
+        status, body = await fetch(
+            self._rt.http,
+            method,
+            url,
+            what=what,
+            timeout=self._rt.settings.http_timeout,
+            max_bytes=_MAX_DOC,
+            data=data,
+            auth=auth,
+            headers={"Accept": "application/json", **(headers or {})},
+        )
         try:
             doc = json.loads(body)
         except ValueError:

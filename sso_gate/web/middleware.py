@@ -97,17 +97,36 @@ class GateMiddleware:
     # -- login interception --------------------------------------------------------------------
 
     async def _login(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = _headers(scope)
-        as_json = _is_api_call(headers)
+        # Hot path (a urlencoded form of a non-SSO domain) decodes only the two headers it needs;
+        # the others are decoded (from this same snapshot) only on the SSO and error paths.
+        raw = dict(scope["headers"])
         try:
-            body = await _read_body(receive, self.max_body, headers)
-            email = await _extract_email(scope, body, headers, self.email_field)
-            decision = None if email is None else await self.routing.for_email(email)
+            limit = self.max_body
+            declared = raw.get(b"content-length")
+            if declared is not None:
+                _check_declared(declared.decode("latin-1"), limit)
+            # The usual body is one message: read it here, without another coroutine.
+            body, more = _chunk(await receive(), limit, 0)
+            if more:
+                body = await _read_rest(receive, limit, body)
+            elif type(body) is not bytes:
+                body = bytes(body)  # (as ``b"".join`` of the chunks would)
+            if _is_urlencoded(raw.get(b"content-type")):
+                email = _form_email(body, self.email_field)
+            else:
+                email = await _extract_email(scope, body, _str_headers(raw), self.email_field)
+            if email is None:
+                decision = None
+            else:
+                decision = self.routing.cached(email)
+                if decision is None:
+                    decision = await self.routing.for_email(email)
             if decision is None or not decision.sso_required:
-                await self.app(scope, _replay(body, receive), send)
+                await self.app(scope, _Replay(body, receive), send)
                 return
+            headers = _str_headers(raw)
             return_to = _return_to_param(scope, body, headers)
-            if as_json:
+            if _is_api_call(headers):
                 query = {"email": email, **({"return_to": return_to} if return_to else {})}
                 url = self.gate.settings.gate_url("/sso/authorize?" + urlencode(query))
                 from starlette.responses import JSONResponse
@@ -132,19 +151,25 @@ class GateMiddleware:
             )
             await resp(scope, receive, send)
         except SSOGateError as exc:
+            as_json = _is_api_call(_str_headers(raw))
             await error_response(exc, as_json)(scope, receive, send)
 
 
-# The only request headers the login interception reads.
-_LOGIN_HEADERS = frozenset((b"content-type", b"content-length", b"x-requested-with"))
+def _str_headers(raw: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in raw.items()}
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    return {
-        k.decode("latin-1"): v.decode("latin-1")
-        for k, v in scope["headers"]
-        if k in _LOGIN_HEADERS
-    }
+_URLENCODED = "application/x-www-form-urlencoded"
+_URLENCODED_BYTES = _URLENCODED.encode()
+
+
+def _is_urlencoded(ctype: bytes | None) -> bool:
+    """What ``_extract_email`` tests, with an exact-bytes shortcut for the usual header."""
+    if ctype == _URLENCODED_BYTES:
+        return True
+    if ctype is None:
+        return False
+    return ctype.decode("latin-1").split(";")[0].strip().lower() == _URLENCODED
 
 
 def _is_api_call(headers: dict[str, str]) -> bool:
@@ -153,37 +178,51 @@ def _is_api_call(headers: dict[str, str]) -> bool:
     return headers.get("content-type", "").startswith("application/json")
 
 
-async def _read_body(receive: Receive, limit: int, headers: dict[str, str]) -> bytes:
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+# Reading the login body (at most ``limit`` bytes): ``Content-Length`` is checked first, then the
+# messages are read until ``more_body`` is false; a disconnect is an error.
+
+
+def _check_declared(declared: str, limit: int) -> None:
+    if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"login request body is larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ValidationError("client disconnected", code="client_disconnected")
-        chunk = message.get("body", b"")
+
+
+def _chunk(message: Message, limit: int, size: int) -> tuple[bytes, bool]:
+    """One request message's body and whether more follows (``size``: bytes read before it)."""
+    if message["type"] == "http.disconnect":
+        raise ValidationError("client disconnected", code="client_disconnected")
+    chunk: bytes = message.get("body", b"")
+    if size + len(chunk) > limit:
+        raise PayloadTooLargeError(f"login request body is larger than {limit} bytes")
+    return chunk, bool(message.get("more_body", False))
+
+
+async def _read_rest(receive: Receive, limit: int, first: bytes) -> bytes:
+    chunks = [first]
+    size = len(first)
+    more = True
+    while more:
+        chunk, more = _chunk(await receive(), limit, size)
         size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"login request body is larger than {limit} bytes")
         chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+    return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+class _Replay:
     """A receive callable that yields the buffered body once, then defers to the real one."""
-    sent = False
 
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
+    __slots__ = ("body", "receive", "sent")
 
-    return replay
+    def __init__(self, body: bytes, receive: Receive) -> None:
+        self.body = body
+        self.receive = receive
+        self.sent = False
+
+    async def __call__(self) -> Message:
+        if not self.sent:
+            self.sent = True
+            return {"type": "http.request", "body": self.body, "more_body": False}
+        return await self.receive()
 
 
 async def _extract_email(
@@ -191,12 +230,7 @@ async def _extract_email(
 ) -> str | None:
     ctype = headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/x-www-form-urlencoded":
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ValidationError("login form is not valid UTF-8", code="malformed_body") from None
-        value = _form_field(text, field)
-        return None if value is None else (value.strip() or None)
+        return _form_email(body, field)
     if ctype == "application/json" or ctype.endswith("+json"):
         if not body.strip():
             return None
@@ -222,6 +256,15 @@ async def _extract_email(
         await form.close()
         return (item.strip() or None) if isinstance(item, str) else None
     return None
+
+
+def _form_email(body: bytes, field: str) -> str | None:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError("login form is not valid UTF-8", code="malformed_body") from None
+    value = _form_field(text, field)
+    return None if value is None else (value.strip() or None)
 
 
 def _form_field(text: str, field: str) -> str | None:
