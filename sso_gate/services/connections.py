@@ -1,8 +1,10 @@
-"""SSO connections of an organization (OIDC now; SAML arrives with the SAML issue)."""
+"""SSO connections of an organization: OIDC and SAML."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -10,17 +12,24 @@ from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sso_gate._ids import new_id
-from sso_gate.exceptions import NotFoundError, ValidationError
+from sso_gate._time import isoformat
+from sso_gate._urls import safe_return_to
+from sso_gate.exceptions import NotFoundError, SSOGateError, ValidationError
 from sso_gate.models import (
     CONNECTION_STATES,
     OIDC_CONNECTION_TYPES,
+    SAML_CONNECTION_TYPES,
     Connection,
     ConnectionState,
     ListPage,
     OIDCConfig,
+    SAMLConfig,
 )
 from sso_gate.oidc.tokens import ASYMMETRIC_ALGORITHMS
+from sso_gate.saml.attributes import FIELDS
+from sso_gate.saml.metadata import IdPMetadata
 from sso_gate.services._runtime import Runtime
+from sso_gate.services._saml_setup import expiring, generate_sp_keypair, resolve_idp
 from sso_gate.services.events import EventsService
 from sso_gate.services.routing import RoutingService
 from sso_gate.settings import Secret
@@ -39,6 +48,32 @@ async def _row(conn: AsyncConnection, connection_id: str) -> repo.Row:
     return row
 
 
+def _idp_config(idp: IdPMetadata, binding: str) -> dict[str, Any]:
+    sso_url = idp.sso_post_url if binding == "post" else idp.sso_redirect_url
+    return {
+        "idp_entity_id": idp.entity_id,
+        "sso_url": sso_url or idp.sso_redirect_url or idp.sso_post_url,
+        "slo_url": idp.slo_redirect_url,
+        "idp_certificates": list(idp.signing_certificates),
+    }
+
+
+def _renewal_events(
+    connection: Connection, renewals: list[tuple[str, datetime]]
+) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (
+            "connection.saml_certificate_renewal_required",
+            {
+                "connection": {"id": connection.id, "organization_id": connection.organization_id},
+                "certificate": {"sha256_fingerprint": fp, "expiry_date": isoformat(not_after)},
+                "days_until_expiry": max(0, (not_after - datetime.now(UTC)).days),
+            },
+        )
+        for fp, not_after in renewals
+    ]
+
+
 class ConnectionsService:
     """``gate.connections``: create, read, activate, deactivate, delete SSO connections."""
 
@@ -50,6 +85,21 @@ class ConnectionsService:
 
     def redirect_uri(self, connection_id: str) -> str:
         return self._rt.settings.gate_url(f"/sso/oidc/{connection_id}/callback")
+
+    def saml_urls(self, connection_id: str) -> dict[str, str]:
+        """This connection's SP URLs: ACS, SP metadata (also the default SP entity ID), SLO."""
+        base = f"/sso/saml/{connection_id}"
+        return {
+            "acs_url": self._rt.settings.gate_url(base + "/acs"),
+            "sp_metadata_url": self._rt.settings.gate_url(base + "/metadata"),
+            "slo_url": self._rt.settings.gate_url(base + "/slo"),
+        }
+
+    def public_dict(self, connection: Connection) -> dict[str, Any]:
+        """The API object: secrets left out, the URLs to give the IdP administrator added."""
+        if connection.saml is not None:
+            return connection.to_dict(saml_urls=self.saml_urls(connection.id))
+        return connection.to_dict(self.redirect_uri(connection.id))
 
     # -- row mapping ---------------------------------------------------------------------------
 
@@ -74,6 +124,32 @@ class ConnectionsService:
                 additional_trusted_audiences=tuple(o.get("additional_trusted_audiences") or ()),
                 require_email_domain_match=bool(o.get("require_email_domain_match", True)),
             )
+        saml = None
+        if "saml" in cfg:
+            c = cfg["saml"]
+            key = self._rt.box.decrypt(row["secret_ciphertext"], associated=row["id"])
+            saml = SAMLConfig(
+                idp_entity_id=c["idp_entity_id"],
+                sso_url=c["sso_url"],
+                sso_binding=c.get("sso_binding", "redirect"),
+                idp_certificates=tuple(c["idp_certificates"]),
+                sp_entity_id=c["sp_entity_id"],
+                sp_certificate=c["sp_certificate"],
+                sp_private_key=Secret(key),
+                slo_url=c.get("slo_url"),
+                metadata_url=c.get("metadata_url"),
+                metadata_refreshed_at=c.get("metadata_refreshed_at"),
+                sign_requests=bool(c.get("sign_requests")),
+                encrypt_assertions=bool(c.get("encrypt_assertions")),
+                allow_idp_initiated=bool(c.get("allow_idp_initiated")),
+                idp_initiated_landing=c.get("idp_initiated_landing", "/"),
+                attribute_preset=c.get("attribute_preset", "generic"),
+                attribute_overrides=tuple(sorted((c.get("attribute_overrides") or {}).items())),
+                custom_attributes=tuple(sorted((c.get("custom_attributes") or {}).items())),
+                allow_sha1=bool(c.get("allow_sha1")),
+                require_email_domain_match=bool(c.get("require_email_domain_match", True)),
+                notified_certificates=tuple(c.get("notified_certificates") or ()),
+            )
         return Connection(
             id=row["id"],
             organization_id=row["organization_id"],
@@ -83,6 +159,7 @@ class ConnectionsService:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             oidc=oidc,
+            saml=saml,
         )
 
     # -- validation ----------------------------------------------------------------------------
@@ -151,7 +228,6 @@ class ConnectionsService:
             raise ValidationError(f"state must be one of {CONNECTION_STATES}", field="state")
         if name is not None and (not isinstance(name, str) or len(name) > 200):
             raise ValidationError("name must be a string of at most 200 characters", field="name")
-        now = self._rt.clock()
         conn_id = new_id("conn")
         config = {
             "oidc": {
@@ -165,6 +241,29 @@ class ConnectionsService:
                 "require_email_domain_match": bool(require_email_domain_match),
             }
         }
+        return await self._insert(
+            conn_id,
+            organization_id,
+            connection_type,
+            name or f"{connection_type} {urlsplit(issuer).netloc}",
+            state,
+            config,
+            client_secret,
+        )
+
+    async def _insert(
+        self,
+        conn_id: str,
+        organization_id: str,
+        connection_type: str,
+        name: str,
+        state: ConnectionState,
+        config: dict[str, Any],
+        secret: str,
+        extra_events: Callable[[Connection], list[tuple[str, dict[str, Any]]]] | None = None,
+    ) -> Connection:
+        """Insert a connection and its events in one transaction (secret encrypted at rest)."""
+        now = self._rt.clock()
         async with self._rt.transaction() as conn:
             if await repo.get_by_id(conn, organizations, organization_id) is None:
                 raise NotFoundError(
@@ -177,31 +276,208 @@ class ConnectionsService:
                     "id": conn_id,
                     "organization_id": organization_id,
                     "connection_type": connection_type,
-                    "name": name or f"{connection_type} {urlsplit(issuer).netloc}",
+                    "name": name,
                     "state": state,
                     "config": config,
-                    "secret_ciphertext": self._rt.box.encrypt(client_secret, associated=conn_id),
+                    "secret_ciphertext": self._rt.box.encrypt(secret, associated=conn_id),
                     "created_at": now,
                     "updated_at": now,
                 },
             )
-            row = await repo.get_by_id(conn, connections, conn_id)
-            assert row is not None
-            created = self._from_row(row)
+            created = self._from_row(await _row(conn, conn_id))
+            names = ["connection.created"] + (["connection.activated"] if state == "active" else [])
             evs = [
-                await self._events.record(
-                    conn, "connection.created", created.to_dict(), organization_id
-                )
+                await self._events.record(conn, n, created.to_dict(), organization_id)
+                for n in names
             ]
-            if state == "active":
-                evs.append(
-                    await self._events.record(
-                        conn, "connection.activated", created.to_dict(), organization_id
-                    )
-                )
+            for event, data in extra_events(created) if extra_events else []:
+                evs.append(await self._events.record(conn, event, data, organization_id))
         self._routing.invalidate()
         await self._events.dispatch(evs)
         return created
+
+    # -- SAML ----------------------------------------------------------------------------------
+
+    async def create_saml(
+        self,
+        organization_id: str,
+        *,
+        metadata_xml: str | None = None,
+        metadata_url: str | None = None,
+        idp_entity_id: str | None = None,
+        sso_url: str | None = None,
+        certificates: Sequence[str] = (),
+        name: str | None = None,
+        connection_type: str = "GenericSAML",
+        sso_binding: str = "redirect",
+        sign_requests: bool = False,
+        encrypt_assertions: bool = False,
+        allow_idp_initiated: bool = False,
+        idp_initiated_landing: str = "/",
+        attribute_overrides: Mapping[str, str] | None = None,
+        custom_attributes: Mapping[str, str] | None = None,
+        allow_sha1: bool = False,
+        require_email_domain_match: bool = True,
+        state: ConnectionState = "active",
+    ) -> Connection:
+        """Create a SAML connection from IdP metadata (XML or URL) or from fields.
+
+        The connection gets its own SP (entity ID = its SP metadata URL, ACS URL) and a freshly
+        generated key pair (private key encrypted at rest) for signed AuthnRequests and
+        encrypted assertions.
+        """
+        if connection_type not in SAML_CONNECTION_TYPES:
+            raise ValidationError(
+                f"connection_type must be one of {', '.join(SAML_CONNECTION_TYPES)}",
+                field="connection_type",
+            )
+        if sso_binding not in ("redirect", "post"):
+            raise ValidationError("sso_binding must be 'redirect' or 'post'", field="sso_binding")
+        if state not in CONNECTION_STATES:
+            raise ValidationError(f"state must be one of {CONNECTION_STATES}", field="state")
+        try:
+            landing = safe_return_to(idp_initiated_landing, self._rt.settings.base_url)
+        except SSOGateError:
+            raise ValidationError(
+                "idp_initiated_landing must be a path on this site", field="idp_initiated_landing"
+            ) from None
+        for label, mapping in (
+            ("attribute_overrides", attribute_overrides),
+            ("custom_attributes", custom_attributes),
+        ):
+            if mapping is not None and not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+            ):
+                raise ValidationError(f"{label} must map names to attribute names", field=label)
+        bad = set(attribute_overrides or {}) - set(FIELDS)
+        if bad:
+            raise ValidationError(
+                f"attribute_overrides keys must be among {', '.join(FIELDS)}; got {sorted(bad)}",
+                field="attribute_overrides",
+            )
+        idp = await resolve_idp(
+            self._rt,
+            metadata_xml=metadata_xml,
+            metadata_url=metadata_url,
+            idp_entity_id=idp_entity_id,
+            sso_url=sso_url,
+            certificates=certificates,
+        )
+        conn_id = new_id("conn")
+        urls = self.saml_urls(conn_id)
+        now = self._rt.clock()
+        key_pem, cert_pem = generate_sp_keypair(f"sso_gate {conn_id}", now)
+        config = {
+            "saml": {
+                **_idp_config(idp, sso_binding),
+                "metadata_url": metadata_url,
+                "metadata_refreshed_at": isoformat(now) if metadata_url else None,
+                "sp_entity_id": urls["sp_metadata_url"],
+                "sp_certificate": cert_pem,
+                "sso_binding": sso_binding,
+                "sign_requests": bool(sign_requests or idp.want_authn_requests_signed),
+                "encrypt_assertions": bool(encrypt_assertions),
+                "allow_idp_initiated": bool(allow_idp_initiated),
+                "idp_initiated_landing": landing,
+                "attribute_preset": SAML_CONNECTION_TYPES[connection_type],
+                "attribute_overrides": dict(attribute_overrides or {}),
+                "custom_attributes": dict(custom_attributes or {}),
+                "allow_sha1": bool(allow_sha1),
+                "require_email_domain_match": bool(require_email_domain_match),
+                "notified_certificates": [],
+            }
+        }
+        renewals = expiring(idp.signing_certificates, now)
+        config["saml"]["notified_certificates"] = [fp for fp, _ in renewals]
+        return await self._insert(
+            conn_id,
+            organization_id,
+            connection_type,
+            name or f"{connection_type} {urlsplit(idp.entity_id).netloc or idp.entity_id}"[:200],
+            state,
+            config,
+            key_pem,
+            extra_events=lambda c: _renewal_events(c, renewals),
+        )
+
+    async def update_saml_idp(
+        self,
+        connection_id: str,
+        *,
+        metadata_xml: str | None = None,
+        metadata_url: str | None = None,
+        idp_entity_id: str | None = None,
+        sso_url: str | None = None,
+        certificates: Sequence[str] = (),
+    ) -> Connection:
+        """Replace the IdP side (new metadata or certificates, e.g. for certificate renewal)."""
+        current = await self.get(connection_id)
+        if current.saml is None:
+            raise ValidationError("not a SAML connection", field="connection_id")
+        idp = await resolve_idp(
+            self._rt,
+            metadata_xml=metadata_xml,
+            metadata_url=metadata_url,
+            idp_entity_id=idp_entity_id,
+            sso_url=sso_url,
+            certificates=certificates,
+        )
+        return await self._store_idp(current, idp, metadata_url)
+
+    async def refresh_saml_metadata(self, connection_id: str) -> Connection:
+        """Fetch the connection's metadata URL again (scheduled, or after a signature failure)."""
+        current = await self.get(connection_id)
+        if current.saml is None or not current.saml.metadata_url:
+            raise ValidationError("this connection has no metadata URL", field="metadata_url")
+        idp = await resolve_idp(
+            self._rt,
+            metadata_xml=None,
+            metadata_url=current.saml.metadata_url,
+            idp_entity_id=current.saml.idp_entity_id,
+            sso_url=None,
+            certificates=(),
+        )
+        if idp.entity_id != current.saml.idp_entity_id:
+            raise ValidationError(
+                f"the refreshed metadata names another IdP ({idp.entity_id})", field="metadata_url"
+            )
+        return await self._store_idp(current, idp, current.saml.metadata_url)
+
+    async def _store_idp(
+        self, current: Connection, idp: IdPMetadata, metadata_url: str | None
+    ) -> Connection:
+        assert current.saml is not None
+        now = self._rt.clock()
+        renewals = [
+            r
+            for r in expiring(idp.signing_certificates, now)
+            if r[0] not in current.saml.notified_certificates
+        ]
+        async with self._rt.transaction() as conn:
+            row = await _row(conn, current.id)
+            cfg = dict(row["config"])
+            saml = dict(cfg["saml"])
+            saml.update(_idp_config(idp, saml.get("sso_binding", "redirect")))
+            saml["metadata_url"] = metadata_url
+            saml["metadata_refreshed_at"] = isoformat(now) if metadata_url else None
+            saml["notified_certificates"] = list(current.saml.notified_certificates) + [
+                fp for fp, _ in renewals
+            ]
+            cfg["saml"] = saml
+            await repo.update_by_id(
+                conn, connections, current.id, {"config": cfg, "updated_at": now}
+            )
+            updated = self._from_row(await _row(conn, current.id))
+            evs = [
+                await self._events.record(
+                    conn, "connection.updated", updated.to_dict(), updated.organization_id
+                )
+            ]
+            for event, data in _renewal_events(updated, renewals):
+                evs.append(await self._events.record(conn, event, data, updated.organization_id))
+        self._cache.pop(current.id, None)
+        await self._events.dispatch(evs)
+        return updated
 
     async def get(self, connection_id: str) -> Connection:
         async with self._rt.read() as conn:

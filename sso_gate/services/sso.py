@@ -14,8 +14,6 @@ from cachetools import TTLCache
 from joserfc.jwk import KeySet
 
 from sso_gate._crypto import constant_time_equals
-from sso_gate._domains import email_domain, normalize_email
-from sso_gate._ids import new_id
 from sso_gate.exceptions import (
     IdPUnavailableError,
     NotFoundError,
@@ -28,10 +26,10 @@ from sso_gate.oidc import flow as oidc_flow
 from sso_gate.oidc.discovery import ProviderMetadata, discovery_url, parse_discovery
 from sso_gate.oidc.tokens import UnknownKeyError, parse_jwks, validate_id_token
 from sso_gate.services._fetch import fetch
+from sso_gate.services._profiles import build_profile
 from sso_gate.services._runtime import Runtime
 from sso_gate.services.connections import ConnectionsService
 from sso_gate.services.events import EventsService
-from sso_gate.store import repositories as repo
 
 __all__ = ["SSOService"]
 
@@ -293,59 +291,29 @@ class SSOService:
 
     async def _profile(self, connection: Connection, claims: dict[str, Any]) -> Profile:
         assert connection.oidc is not None
-        email = claims.get("email")
-        if not isinstance(email, str) or email_domain(email) is None:
-            raise TokenValidationError(
-                "the identity provider sent no valid email for this user (request the 'email' "
-                "scope)",
-                code="missing_email",
-            )
         if claims.get("email_verified") is False:
             raise TokenValidationError(
                 "the identity provider says this email is not verified", code="email_not_verified"
             )
-        email = normalize_email(email)
-        domain = email_domain(email)
-        now = self._rt.clock()
-        async with self._rt.transaction() as conn:
-            if connection.oidc.require_email_domain_match:
-                doms = await repo.domains_of(conn, [connection.organization_id])
-                allowed = {d["domain"] for d in doms[connection.organization_id]}
-                if domain not in allowed:
-                    raise TokenValidationError(
-                        f"email domain {domain} is not a domain of this organization",
-                        code="email_domain_mismatch",
-                    )
-            profile_id = await repo.upsert_profile(
-                conn,
-                new_id=new_id("prof"),
-                organization_id=connection.organization_id,
-                connection_id=connection.id,
-                idp_id=claims["sub"],
-                email=email,
-                now=now,
-            )
         groups = claims.get("groups")
         roles = claims.get("roles")
         role = claims.get("role")
-        return Profile(
-            id=profile_id,
+        return await build_profile(
+            self._rt,
+            connection,
             idp_id=claims["sub"],
-            email=email,
+            email=claims.get("email"),
             first_name=_str_or_none(claims.get("given_name")),
             last_name=_str_or_none(claims.get("family_name")),
-            organization_id=connection.organization_id,
-            connection_id=connection.id,
-            connection_type=connection.connection_type,
-            groups=tuple(g for g in groups if isinstance(g, str))
-            if isinstance(groups, list)
-            else (),
+            groups=[g for g in groups if isinstance(g, str)] if isinstance(groups, list) else [],
             role=role if isinstance(role, str) else None,
-            roles=tuple(r for r in roles if isinstance(r, str)) if isinstance(roles, list) else (),
+            roles=[r for r in roles if isinstance(r, str)] if isinstance(roles, list) else [],
             raw_attributes={
                 k: v for k, v in claims.items() if k not in ("nonce", "at_hash", "c_hash")
             },
             custom_attributes={},
+            require_domain_match=connection.oidc.require_email_domain_match,
+            hint="request the 'email' scope",
         )
 
 

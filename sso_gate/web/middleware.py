@@ -63,6 +63,8 @@ class GateMiddleware:
         self.cookie = cookie_name(s, s.cookie_name).encode()
         self.max_body = s.max_login_body
         self.email_field = s.email_field
+        # ``field=`` when the field name reads the same urlencoded (see ``_form_email``)
+        self.email_prefix = None if any(c in s.email_field for c in "+%&=") else s.email_field + "="
         self.router = build_router(gate)
         self.anonymous = SSOContext(gate, None)
         self.sessions = gate.sessions
@@ -104,7 +106,9 @@ class GateMiddleware:
             limit = self.max_body
             declared = raw.get(b"content-length")
             if declared is not None:
-                _check_declared(declared.decode("latin-1"), limit)
+                declared_str = declared.decode("latin-1")
+                if declared_str.isdigit() and int(declared_str) > limit:
+                    raise PayloadTooLargeError(f"login request body is larger than {limit} bytes")
             # The usual body is one message: read it here, without another coroutine.
             body, more = _chunk(await receive(), limit, 0)
             if more:
@@ -112,7 +116,7 @@ class GateMiddleware:
             elif type(body) is not bytes:
                 body = bytes(body)  # (as ``b"".join`` of the chunks would)
             if _is_urlencoded(raw.get(b"content-type")):
-                email = _form_email(body, self.email_field)
+                email = _form_email(body, self.email_field, self.email_prefix)
             else:
                 email = await _extract_email(scope, body, _str_headers(raw), self.email_field)
             if email is None:
@@ -182,11 +186,6 @@ def _is_api_call(headers: dict[str, str]) -> bool:
 # messages are read until ``more_body`` is false; a disconnect is an error.
 
 
-def _check_declared(declared: str, limit: int) -> None:
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"login request body is larger than {limit} bytes")
-
-
 def _chunk(message: Message, limit: int, size: int) -> tuple[bytes, bool]:
     """One request message's body and whether more follows (``size``: bytes read before it)."""
     if message["type"] == "http.disconnect":
@@ -230,7 +229,7 @@ async def _extract_email(
 ) -> str | None:
     ctype = headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/x-www-form-urlencoded":
-        return _form_email(body, field)
+        return _form_email(body, field, None)
     if ctype == "application/json" or ctype.endswith("+json"):
         if not body.strip():
             return None
@@ -258,13 +257,27 @@ async def _extract_email(
     return None
 
 
-def _form_email(body: bytes, field: str) -> str | None:
+def _form_email(body: bytes, field: str, prefix: str | None) -> str | None:
+    """The stripped ``field`` of a urlencoded login form, or None.
+
+    ``prefix`` (``field + "="``, only for a field name without ``+%&=``) enables the shortcut
+    for the usual form that starts with the field: that first field is then the first match.
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise ValidationError("login form is not valid UTF-8", code="malformed_body") from None
-    value = _form_field(text, field)
-    return None if value is None else (value.strip() or None)
+    if prefix is not None and text.startswith(prefix) and text.count("&") < 1000:
+        end = text.find("&")
+        value = text[len(prefix) :] if end < 0 else text[len(prefix) : end]
+        if "+" in value or "%" in value:
+            value = unquote(value.replace("+", " "))
+    else:
+        found = _form_field(text, field)
+        if found is None:
+            return None
+        value = found
+    return value.strip() or None
 
 
 def _form_field(text: str, field: str) -> str | None:
