@@ -15,6 +15,7 @@ from sso_gate.services.connections import ConnectionsService
 from sso_gate.services.events import EventsService, Subscriber
 from sso_gate.services.organizations import OrganizationsService
 from sso_gate.services.routing import RoutingService
+from sso_gate.services.saml_flow import SAMLFlow
 from sso_gate.services.sessions import SessionsService
 from sso_gate.services.sso import SSOService
 from sso_gate.settings import Settings
@@ -64,6 +65,7 @@ class SSOGate:
         self.connections = ConnectionsService(self._rt, self.events, self.routing)
         self.sessions = SessionsService(self._rt, self.events)
         self.sso = SSOService(self._rt, self.connections, self.events)
+        self.saml = SAMLFlow(self._rt, self.connections, self.events)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> SSOGate:
@@ -72,6 +74,11 @@ class SSOGate:
 
     def __repr__(self) -> str:
         return f"SSOGate(base_url={self.settings.base_url!r}, prefix={self.settings.prefix!r})"
+
+    @property
+    def onetime(self) -> OneTimeStore:
+        """The one-time store (state, replay cache) shared by every instance via Redis."""
+        return self._rt.onetime
 
     # -- hooks ---------------------------------------------------------------------------------
 

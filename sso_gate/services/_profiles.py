@@ -3,17 +3,50 @@ build the normalized :class:`Profile`."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from sso_gate._domains import email_domain, normalize_email
 from sso_gate._ids import new_id
-from sso_gate.exceptions import TokenValidationError
+from sso_gate.exceptions import SSOGateError, TokenValidationError
 from sso_gate.models import Connection, Profile
 from sso_gate.services._runtime import Runtime
+from sso_gate.services.events import EventsService
 from sso_gate.store import repositories as repo
 
-__all__ = ["build_profile"]
+__all__ = ["build_profile", "record_success", "record_failure"]
+
+log = logging.getLogger("sso_gate.sso")
+
+
+async def record_success(events: EventsService, connection: Connection, profile: Profile) -> None:
+    await events.emit(
+        "authentication.sso_succeeded",
+        {
+            "type": connection.protocol,
+            "connection_id": connection.id,
+            "profile_id": profile.id,
+            "email": profile.email,
+        },
+        connection.organization_id,
+    )
+
+
+async def record_failure(events: EventsService, connection: Connection, exc: SSOGateError) -> None:
+    """Best effort: a failure to record must not hide the sign-in error itself."""
+    try:
+        await events.emit(
+            "authentication.sso_failed",
+            {
+                "type": connection.protocol,
+                "connection_id": connection.id,
+                "error": {"code": exc.code, "message": exc.message},
+            },
+            connection.organization_id,
+        )
+    except SSOGateError:
+        log.warning("could not record sso_failed event for %s", connection.id)
 
 
 async def build_profile(

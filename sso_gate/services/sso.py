@@ -26,7 +26,7 @@ from sso_gate.oidc import flow as oidc_flow
 from sso_gate.oidc.discovery import ProviderMetadata, discovery_url, parse_discovery
 from sso_gate.oidc.tokens import UnknownKeyError, parse_jwks, validate_id_token
 from sso_gate.services._fetch import fetch
-from sso_gate.services._profiles import build_profile
+from sso_gate.services._profiles import build_profile, record_failure, record_success
 from sso_gate.services._runtime import Runtime
 from sso_gate.services.connections import ConnectionsService
 from sso_gate.services.events import EventsService
@@ -153,22 +153,8 @@ class SSOService:
         try:
             return await self._complete(connection, params, binding_hash)
         except SSOGateError as exc:
-            await self._record_failure(connection, exc)
+            await record_failure(self._events, connection, exc)
             raise
-
-    async def _record_failure(self, connection: Connection, exc: SSOGateError) -> None:
-        try:
-            await self._events.emit(
-                "authentication.sso_failed",
-                {
-                    "type": "sso",
-                    "connection_id": connection.id,
-                    "error": {"code": exc.code, "message": exc.message},
-                },
-                connection.organization_id,
-            )
-        except SSOGateError:
-            log.warning("could not record sso_failed event for %s", connection.id)
 
     async def _complete(
         self, connection: Connection, params: dict[str, str], binding_hash: str | None
@@ -257,16 +243,7 @@ class SSOService:
                 )
             claims = {**info, **claims}
         profile = await self._profile(connection, claims)
-        await self._events.emit(
-            "authentication.sso_succeeded",
-            {
-                "type": "sso",
-                "connection_id": connection.id,
-                "profile_id": profile.id,
-                "email": profile.email,
-            },
-            connection.organization_id,
-        )
+        await record_success(self._events, connection, profile)
         return profile, fs.return_to
 
     async def _validate(

@@ -110,12 +110,18 @@ class GateMiddleware:
                 if declared_str.isdigit() and int(declared_str) > limit:
                     raise PayloadTooLargeError(f"login request body is larger than {limit} bytes")
             # The usual body is one message: read it here, without another coroutine.
-            body, more = _chunk(await receive(), limit, 0)
-            if more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ValidationError("client disconnected", code="client_disconnected")
+            body = message.get("body", b"")
+            if len(body) > limit:
+                raise PayloadTooLargeError(f"login request body is larger than {limit} bytes")
+            if message.get("more_body", False):
                 body = await _read_rest(receive, limit, body)
             elif type(body) is not bytes:
                 body = bytes(body)  # (as ``b"".join`` of the chunks would)
-            if _is_urlencoded(raw.get(b"content-type")):
+            ctype = raw.get(b"content-type")
+            if ctype == _URLENCODED_BYTES or _is_urlencoded(ctype):
                 email = _form_email(body, self.email_field, self.email_prefix)
             else:
                 email = await _extract_email(scope, body, _str_headers(raw), self.email_field)

@@ -9,7 +9,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, Router
 
 from sso_gate._urls import safe_return_to
@@ -20,6 +20,7 @@ from sso_gate.exceptions import (
     SSOGateError,
     ValidationError,
 )
+from sso_gate.models import Profile
 from sso_gate.web.middleware import read_cookie
 from sso_gate.web.responses import (
     FLOW_COOKIE,
@@ -34,13 +35,41 @@ from sso_gate.web.responses import (
 if TYPE_CHECKING:
     from sso_gate.gate import SSOGate
 
-__all__ = ["build_router", "start_sso_response"]
+__all__ = ["build_router", "start_sso_response", "finish_login", "flow_binding"]
 
 log = logging.getLogger("sso_gate.web")
 
 
 def _binding_hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+def flow_binding(gate: SSOGate, scope: Any) -> str | None:
+    """Hash of this browser's flow cookie (None when the cookie is absent)."""
+    value = read_cookie(scope["headers"], cookie_name(gate.settings, FLOW_COOKIE).encode())
+    return None if value is None else _binding_hash(value)
+
+
+async def finish_login(
+    gate: SSOGate, request: Request, profile: Profile, return_to: str
+) -> Response:
+    """The end of every verified sign-in: new session, the app's ``on_login`` hook (which may
+    answer), then the session cookie on whatever response goes out."""
+    s = gate.settings
+    cookie_value, _session = await gate.sessions.create(profile)
+    response: Response | None = None
+    if gate.login_hook is not None:
+        result = gate.login_hook(profile, request)
+        if inspect.isawaitable(result):
+            result = await result
+        response = result if isinstance(result, Response) else None
+    if response is None:
+        response = RedirectResponse(return_to, status_code=303)
+    response.headers["Cache-Control"] = "no-store"
+    response.raw_headers.append(
+        set_cookie_header(s, cookie_name(s, s.cookie_name), cookie_value, gate.sessions.lifetime)
+    )
+    return response
 
 
 async def start_sso_response(
@@ -65,10 +94,23 @@ async def start_sso_response(
     flow_value = read_cookie(scope["headers"], flow_name.encode())
     if not flow_value or len(flow_value) != 43:
         flow_value = secrets.token_urlsafe(32)
-    url = await gate.sso.begin(
-        connection, return_to=target, binding_hash=_binding_hash(flow_value), login_hint=login_hint
-    )
-    resp = RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
+    resp: Response
+    if connection.saml is not None:
+        start = await gate.saml.begin(
+            connection, return_to=target, binding_hash=_binding_hash(flow_value)
+        )
+        if start.kind == "post":
+            resp = HTMLResponse(start.value, headers={"Cache-Control": "no-store"})
+        else:
+            resp = RedirectResponse(start.value, 303, headers={"Cache-Control": "no-store"})
+    else:
+        url = await gate.sso.begin(
+            connection,
+            return_to=target,
+            binding_hash=_binding_hash(flow_value),
+            login_hint=login_hint,
+        )
+        resp = RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
     key, value = set_cookie_header(s, flow_name, flow_value, s.flow_ttl)
     resp.raw_headers.append((key, value))
     return resp
@@ -109,6 +151,7 @@ class _Guarded:
 
 def build_router(gate: SSOGate) -> _Guarded:
     from sso_gate.web.routes_api import api_routes
+    from sso_gate.web.routes_saml import saml_routes
 
     s = gate.settings
 
@@ -136,28 +179,12 @@ def build_router(gate: SSOGate) -> _Guarded:
     async def oidc_callback(request: Request) -> Response:
         connection_id = request.path_params["connection_id"]
         as_json = wants_json(request.headers)
-        flow = read_cookie(request.scope["headers"], cookie_name(s, FLOW_COOKIE).encode())
         params = {k: v for k, v in request.query_params.items()}
         try:
             profile, return_to = await gate.sso.complete_oidc(
-                connection_id, params, None if flow is None else _binding_hash(flow)
+                connection_id, params, flow_binding(gate, request.scope)
             )
-            cookie_value, session = await gate.sessions.create(profile)
-            response: Response | None = None
-            if gate.login_hook is not None:
-                result = gate.login_hook(profile, request)
-                if inspect.isawaitable(result):
-                    result = await result
-                response = result if isinstance(result, Response) else None
-            if response is None:
-                response = RedirectResponse(return_to, status_code=303)
-            response.headers["Cache-Control"] = "no-store"
-            response.raw_headers.append(
-                set_cookie_header(
-                    s, cookie_name(s, s.cookie_name), cookie_value, gate.sessions.lifetime
-                )
-            )
-            return response
+            return await finish_login(gate, request, profile, return_to)
         except SSOGateError as exc:
             return error_response(exc, as_json, retry_link=s.login_path)
 
@@ -198,6 +225,7 @@ def build_router(gate: SSOGate) -> _Guarded:
         Route("/sso/oidc/{connection_id}/callback", oidc_callback, methods=["GET"]),
         Route("/sso/logout", logout, methods=["POST"]),
         Route("/sso/me", me, methods=["GET"]),
+        *saml_routes(gate),
         Mount("/api", app=Router(routes=api_routes(gate), default=not_found)),
     ]
     return _Guarded(
