@@ -248,3 +248,53 @@ def strip_placeholder(xml: str) -> str:
         '<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#" Id="placeholder"></ds:Signature>',
         "",
     )
+
+
+def encrypt_assertion(
+    assertion: etree._Element,
+    sp_cert_pem: str,
+    *,
+    data_alg: str = "http://www.w3.org/2009/xmlenc11#aes256-gcm",
+    key_alg: str = "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
+) -> etree._Element:
+    """Wrap a (signed) assertion in an EncryptedAssertion for the SP's certificate."""
+    import os as _os
+
+    from cryptography.hazmat.primitives import padding as sym_padding
+    from cryptography.hazmat.primitives.asymmetric import padding as asym
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    cert = x509.load_pem_x509_certificate(sp_cert_pem.encode())
+    plain = etree.tostring(assertion)
+    if data_alg.endswith("gcm"):
+        key = AESGCM.generate_key(256)
+        nonce = _os.urandom(12)
+        blob = nonce + AESGCM(key).encrypt(nonce, plain, None)
+    else:
+        key = _os.urandom(16 if "128" in data_alg else 32)
+        iv = _os.urandom(16)
+        padder = sym_padding.PKCS7(128).padder()
+        enc = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+        blob = iv + enc.update(padder.update(plain) + padder.finalize()) + enc.finalize()
+    public = cert.public_key()
+    if key_alg.endswith("rsa-1_5"):
+        wrapped = public.encrypt(key, asym.PKCS1v15())  # type: ignore[union-attr]
+    else:
+        wrapped = public.encrypt(  # type: ignore[union-attr]
+            key, asym.OAEP(mgf=asym.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
+        )
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    xml = (
+        '<saml:EncryptedAssertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">'
+        '<xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#" '
+        'Type="http://www.w3.org/2001/04/xmlenc#Element">'
+        f'<xenc:EncryptionMethod Algorithm="{data_alg}"/>'
+        '<ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#">'
+        f'<xenc:EncryptedKey><xenc:EncryptionMethod Algorithm="{key_alg}"/>'
+        f"<xenc:CipherData><xenc:CipherValue>{b64(wrapped)}</xenc:CipherValue></xenc:CipherData>"
+        "</xenc:EncryptedKey></ds:KeyInfo>"
+        f"<xenc:CipherData><xenc:CipherValue>{b64(blob)}</xenc:CipherValue></xenc:CipherData>"
+        "</xenc:EncryptedData></saml:EncryptedAssertion>"
+    )
+    return etree.fromstring(xml.encode())
