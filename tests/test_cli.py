@@ -68,3 +68,20 @@ def test_missing_settings_named(runner: CliRunner, monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("SSO_GATE_SECRET_KEYS")
     r = runner.invoke(cli, ["migrate"])
     assert r.exit_code != 0 and "SSO_GATE_SECRET_KEYS" in (r.output + str(r.exception))
+
+
+def test_create_saml_connection(runner: CliRunner, tmp_path: Path) -> None:
+    from tests.fakes.saml_idp import FakeSamlIdP
+
+    runner.invoke(cli, ["migrate"])
+    org = json.loads(
+        runner.invoke(cli, ["org", "create", "--name", "Acme", "--domain", "acme.com"]).output
+    )
+    md = tmp_path / "idp.xml"
+    md.write_text(FakeSamlIdP().metadata())
+    r = runner.invoke(
+        cli, ["connection", "create-saml", "--org", org["id"], "--metadata-file", str(md)]
+    )
+    assert r.exit_code == 0, r.output
+    conn = json.loads(r.output)
+    assert conn["saml"]["acs_url"].startswith("https://app.example.com/sso-gate/sso/saml/conn_")

@@ -157,6 +157,18 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "parameters": _ID,
                 "post": {"operationId": "deactivateConnection", "responses": _resp(conn)},
             },
+            "/connections/{id}/saml_idp": {
+                "parameters": _ID,
+                "put": {
+                    "operationId": "updateSamlIdp",
+                    "requestBody": body("#/components/schemas/SamlIdp"),
+                    "responses": _resp(conn),
+                },
+            },
+            "/connections/{id}/refresh_metadata": {
+                "parameters": _ID,
+                "post": {"operationId": "refreshSamlMetadata", "responses": _resp(conn)},
+            },
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -229,14 +241,37 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                         "updated_at": {"type": "string", "format": "date-time"},
                     },
                 },
+                "SamlIdp": {
+                    "type": "object",
+                    "properties": {
+                        "metadata_xml": {"type": "string"},
+                        "metadata_url": {"type": "string", "format": "uri"},
+                        "idp_entity_id": {"type": "string"},
+                        "sso_url": {"type": "string", "format": "uri"},
+                        "certificates": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
                 "ConnectionCreate": {
                     "type": "object",
-                    "required": ["organization_id", "oidc"],
+                    "required": ["organization_id"],
                     "properties": {
                         "organization_id": {"type": "string"},
                         "name": {"type": "string"},
                         "connection_type": {"type": "string"},
                         "state": {"enum": ["draft", "active", "inactive"]},
+                        "saml": {
+                            "allOf": [{"$ref": "#/components/schemas/SamlIdp"}],
+                            "properties": {
+                                "sso_binding": {"enum": ["redirect", "post"]},
+                                "sign_requests": {"type": "boolean"},
+                                "encrypt_assertions": {"type": "boolean"},
+                                "allow_idp_initiated": {"type": "boolean"},
+                                "idp_initiated_landing": {"type": "string"},
+                                "allow_sha1": {"type": "boolean"},
+                                "attribute_overrides": {"type": "object"},
+                                "custom_attributes": {"type": "object"},
+                            },
+                        },
                         "oidc": {
                             "type": "object",
                             "required": ["issuer", "client_id", "client_secret"],

@@ -127,7 +127,7 @@ def api_routes(gate: SSOGate) -> list[BaseRoute]:
 
         return wrapped
 
-    redirect = gate.connections.redirect_uri
+    public = gate.connections.public_dict
 
     # -- organizations -------------------------------------------------------------------------
 
@@ -190,7 +190,7 @@ def api_routes(gate: SSOGate) -> list[BaseRoute]:
         return json_response(
             {
                 "object": "list",
-                "data": [c.to_dict(redirect(c.id)) for c in page.data],
+                "data": [public(c) for c in page.data],
                 "list_metadata": {"before": page.before, "after": page.after},
             }
         )
@@ -198,11 +198,13 @@ def api_routes(gate: SSOGate) -> list[BaseRoute]:
     async def create_connection(request: Request) -> Response:
         data = await _json_body(request, s.max_api_body)
         org_id = _str(data, "organization_id")
+        if isinstance(data.get("saml"), dict):
+            return json_response(public(await _create_saml(org_id, data)), 201)
         oidc = data.get("oidc")
         if not isinstance(oidc, dict):
             raise ValidationError(
-                "give an 'oidc' object {issuer, client_id, client_secret, …} "
-                "(SAML connections arrive with the SAML release)",
+                "give an 'oidc' object {issuer, client_id, client_secret, …} or a 'saml' object "
+                "{metadata_xml | metadata_url | idp_entity_id + sso_url + certificates, …}",
                 field="oidc",
             )
         opts: dict[str, Any] = {}
@@ -227,11 +229,69 @@ def api_routes(gate: SSOGate) -> list[BaseRoute]:
             state=data.get("state", "active"),
             **opts,
         )
-        return json_response(conn.to_dict(redirect(conn.id)), 201)
+        return json_response(public(conn), 201)
+
+    async def _create_saml(org_id: str, data: dict[str, Any]) -> Any:
+        saml = data["saml"]
+        opts: dict[str, Any] = {}
+        for name in (
+            "metadata_xml",
+            "metadata_url",
+            "idp_entity_id",
+            "sso_url",
+            "sso_binding",
+            "idp_initiated_landing",
+        ):
+            value = _str(saml, name, required=False)
+            if value is not None:
+                opts[name] = value
+        certs = _str_list(saml, "certificates")
+        if certs is not None:
+            opts["certificates"] = certs
+        for name in (
+            "sign_requests",
+            "encrypt_assertions",
+            "allow_idp_initiated",
+            "allow_sha1",
+            "require_email_domain_match",
+        ):
+            if name in saml:
+                if not isinstance(saml[name], bool):
+                    raise ValidationError(f"{name} must be true or false", field=name)
+                opts[name] = saml[name]
+        for name in ("attribute_overrides", "custom_attributes"):
+            if name in saml:
+                if not isinstance(saml[name], dict):
+                    raise ValidationError(f"{name} must be an object", field=name)
+                opts[name] = saml[name]
+        return await gate.connections.create_saml(
+            org_id,
+            name=_str(data, "name", required=False),
+            connection_type=_str(data, "connection_type", required=False) or "GenericSAML",
+            state=data.get("state", "active"),
+            **opts,
+        )
+
+    async def update_saml(request: Request) -> Response:
+        data = await _json_body(request, s.max_api_body)
+        opts: dict[str, Any] = {}
+        for name in ("metadata_xml", "metadata_url", "idp_entity_id", "sso_url"):
+            value = _str(data, name, required=False)
+            if value is not None:
+                opts[name] = value
+        certs = _str_list(data, "certificates")
+        if certs is not None:
+            opts["certificates"] = certs
+        conn = await gate.connections.update_saml_idp(request.path_params["id"], **opts)
+        return json_response(public(conn))
+
+    async def refresh_metadata(request: Request) -> Response:
+        conn = await gate.connections.refresh_saml_metadata(request.path_params["id"])
+        return json_response(public(conn))
 
     async def get_connection(request: Request) -> Response:
         conn = await gate.connections.get(request.path_params["id"])
-        return json_response(conn.to_dict(redirect(conn.id)))
+        return json_response(public(conn))
 
     async def delete_connection(request: Request) -> Response:
         await gate.connections.delete(request.path_params["id"])
@@ -239,11 +299,11 @@ def api_routes(gate: SSOGate) -> list[BaseRoute]:
 
     async def activate(request: Request) -> Response:
         conn = await gate.connections.activate(request.path_params["id"])
-        return json_response(conn.to_dict(redirect(conn.id)))
+        return json_response(public(conn))
 
     async def deactivate(request: Request) -> Response:
         conn = await gate.connections.deactivate(request.path_params["id"])
-        return json_response(conn.to_dict(redirect(conn.id)))
+        return json_response(public(conn))
 
     async def openapi(request: Request) -> Response:
         return json_response(openapi_document(s.gate_url("/api")))
@@ -263,4 +323,6 @@ def api_routes(gate: SSOGate) -> list[BaseRoute]:
         Route("/connections/{id}", endpoint(delete_connection), methods=["DELETE"]),
         Route("/connections/{id}/activate", endpoint(activate), methods=["POST"]),
         Route("/connections/{id}/deactivate", endpoint(deactivate), methods=["POST"]),
+        Route("/connections/{id}/saml_idp", endpoint(update_saml), methods=["PUT"]),
+        Route("/connections/{id}/refresh_metadata", endpoint(refresh_metadata), methods=["POST"]),
     ]

@@ -262,3 +262,40 @@ async def test_openapi_document(api: httpx.AsyncClient) -> None:
     doc = (await api.get("/openapi.json")).json()
     assert doc["openapi"].startswith("3.1")
     assert {"/organizations", "/connections", "/connections/{id}/activate"} <= set(doc["paths"])
+
+
+async def test_saml_connection_via_api(api: httpx.AsyncClient) -> None:
+    from tests.fakes.saml_idp import FakeSamlIdP
+
+    idp = FakeSamlIdP()
+    org = (await api.post("/organizations", json={"name": "Acme", "domains": ["acme.test"]})).json()
+    r = await api.post(
+        "/connections",
+        json={
+            "organization_id": org["id"],
+            "connection_type": "OktaSAML",
+            "saml": {"metadata_xml": idp.metadata(), "sign_requests": True},
+        },
+    )
+    assert r.status_code == 201, r.text
+    conn = r.json()
+    saml = conn["saml"]
+    assert saml["acs_url"] == f"http://app.test/sso-gate/sso/saml/{conn['id']}/acs"
+    assert saml["sp_entity_id"] == saml["sp_metadata_url"] and saml["sign_requests"] is True
+    assert saml["idp_entity_id"] == idp.entity_id and saml["attribute_preset"] == "okta"
+    assert "PRIVATE KEY" not in r.text
+    r = await api.put(
+        f"/connections/{conn['id']}/saml_idp",
+        json={
+            "idp_entity_id": idp.entity_id,
+            "sso_url": "https://idp.example.test/sso2",
+            "certificates": [idp.cert_pem],
+        },
+    )
+    assert r.json()["saml"]["sso_url"] == "https://idp.example.test/sso2"
+    r = await api.post(f"/connections/{conn['id']}/refresh_metadata")
+    assert r.status_code == 422 and r.json()["field"] == "metadata_url"
+    r = await api.post(
+        "/connections", json={"organization_id": org["id"], "saml": {"metadata_xml": "<nope/>"}}
+    )
+    assert r.status_code == 422 and "metadata" in r.json()["message"]
