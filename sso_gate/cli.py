@@ -64,8 +64,9 @@ sso_gate demo running on {base}
 
   1. Open {base}/login
   2. Sign in as alice@acme.test  -> Acme requires SSO: you go to the dev IdP and back
-  3. Sign in as bob@example.com / password -> ordinary password login, untouched
-  4. {base}/sso-gate/sso/me shows the SSO session
+  3. Sign in as erin@initech.test -> Initech requires SSO over SAML (signed AuthnRequest)
+  4. Sign in as bob@example.com / password -> ordinary password login, untouched
+  5. {base}/sso-gate/sso/me shows the SSO session
 
 Management API: curl -H 'Authorization: Bearer {d.admin_api_key}' {base}/sso-gate/api/organizations
 """

@@ -1,7 +1,8 @@
 """``sso-gate demo``: an example app with its own password login, wrapped by the gate.
 
-SQLite, the development IdP mounted at ``/dev-idp``, organization *Acme* (``acme.test``, SSO
-required, OIDC connection to the dev IdP) and *Globex* (``globex.test``, no SSO).
+SQLite, the development IdP mounted at ``/dev-idp``, organizations *Acme* (``acme.test``, SSO
+required, OIDC to the dev IdP), *Initech* (``initech.test``, SSO required, SAML to the dev IdP)
+and *Globex* (``globex.test``, no SSO).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ PASSWORD_USERS = {
     "bob@example.com": "password",
     "carol@globex.test": "password",
     "alice@acme.test": "password",  # SSO is required for acme.test: the gate intercepts this one
+    "erin@initech.test": "password",  # Initech requires SSO over SAML
 }
 CLIENT_ID = "sso-gate-demo"
 
@@ -75,7 +77,9 @@ def build_demo(
         users=[
             DevUser("alice@acme.test", "Alice", "Anderson", ("Engineering", "Admins")),
             DevUser("dave@acme.test", "Dave", "Dunn", ("Sales",)),
+            DevUser("erin@initech.test", "Erin", "Evans", ("Finance",)),
         ],
+        saml_acs_prefix=settings.gate_url("/sso/saml/"),
     )
 
     def sign(email: str) -> str:
@@ -128,7 +132,8 @@ def build_demo(
 <p><label>Password <input type="password" name="password" id="password"></label></p>
 <button type="submit" id="submit">Sign in</button></form>
 <p>Password users of the app: <ul>{users}</ul>
-<code>@acme.test</code> users are sent to Acme's IdP (the dev IdP) instead.</p>""",
+<code>@acme.test</code> (OIDC) and <code>@initech.test</code> (SAML) users are sent to their
+organization's IdP (the dev IdP) instead.</p>""",
         )
 
     async def login(request: Request) -> Response:
@@ -194,6 +199,24 @@ async def seed(demo: DemoApp) -> None:
         client_id=CLIENT_ID,
         client_secret=demo.idp_client_secret,
         name="Acme dev IdP",
+    )
+    initech = (await gate.organizations.list(domain="initech.test")).data
+    if initech:
+        for c in (await gate.connections.list(organization_id=initech[0].id, limit=100)).data:
+            await gate.connections.delete(c.id)
+        initech_id = initech[0].id
+    else:
+        initech_id = (
+            await gate.organizations.create(
+                "Initech", domains=["initech.test"], sso_policy="required"
+            )
+        ).id
+    await gate.connections.create_saml(
+        initech_id,
+        metadata_xml=demo.idp.saml.metadata(),
+        name="Initech dev IdP (SAML)",
+        connection_type="SimpleSamlPhpSAML",
+        sign_requests=True,
     )
     if not (await gate.organizations.list(domain="globex.test")).data:
         await gate.organizations.create("Globex", domains=["globex.test"], sso_policy="optional")

@@ -57,6 +57,7 @@ class DevIdP:
         issuer: str,
         clients: dict[str, tuple[str, str]],
         users: list[DevUser] | None = None,
+        saml_acs_prefix: str | None = None,
     ) -> None:
         if not settings.is_development:
             raise ConfigurationError(
@@ -70,8 +71,12 @@ class DevIdP:
         self.kid = secrets.token_hex(8)
         self._codes: dict[str, _Code] = {}
         self._tokens: dict[str, tuple[str, float]] = {}
+        from sso_gate.devidp_saml import DevSamlIdP
+
+        self.saml = DevSamlIdP(self, saml_acs_prefix or "")
         self.app = Starlette(
             routes=[
+                *self.saml.routes(),
                 Route("/.well-known/openid-configuration", self.discovery),
                 Route("/authorize", self.authorize, methods=["GET"]),
                 Route("/authorize", self.approve, methods=["POST"]),
@@ -81,7 +86,7 @@ class DevIdP:
             ]
         )
 
-    def _user(self, email: str) -> DevUser:
+    def user(self, email: str) -> DevUser:
         for u in self.users:
             if u.email == email:
                 return u
@@ -199,7 +204,7 @@ class DevIdP:
             or code_challenge(str(form.get("code_verifier", ""))) != code.challenge
         ):
             return JSONResponse({"error": "invalid_grant"}, 400)
-        user = self._user(code.email)
+        user = self.user(code.email)
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.issuer,
@@ -237,7 +242,7 @@ class DevIdP:
         entry = self._tokens.get(token)
         if entry is None or entry[1] < time.time():
             return JSONResponse({"error": "invalid_token"}, 401)
-        user = self._user(entry[0])
+        user = self.user(entry[0])
         return JSONResponse(
             {
                 "sub": "dev|" + user.email,

@@ -48,7 +48,7 @@ async def test_demo_sso_and_password_logins(tmp_path: Path) -> None:
             "/sso-gate/api/organizations",
             headers={"Authorization": f"Bearer {demo.admin_api_key}"},
         )
-        assert sorted(o["name"] for o in api.json()["data"]) == ["Acme", "Globex"]
+        assert sorted(o["name"] for o in api.json()["data"]) == ["Acme", "Globex", "Initech"]
     await demo.gate._rt.http.aclose()
     await demo.gate.aclose()
 
@@ -59,3 +59,40 @@ def test_dev_idp_refuses_production(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigurationError, match="development"):
         DevIdP(s, issuer="https://app.test/dev-idp", clients={})
+
+
+async def test_demo_saml_login(tmp_path: Path) -> None:
+    demo = build_demo(
+        base_url="http://localhost:8000", database_url=f"sqlite:///{tmp_path / 'd.db'}"
+    )
+    transport = httpx.ASGITransport(app=demo.app)
+    demo.gate._rt.http = httpx.AsyncClient(transport=transport)
+    await seed(demo)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost:8000") as c:
+        r = await c.post("/login", data={"email": "erin@initech.test", "password": "password"})
+        assert r.status_code == 303 and "/dev-idp/saml/sso?SAMLRequest=" in r.headers["location"]
+        assert "Signature=" in r.headers["location"]  # Initech's connection signs AuthnRequests
+        page = await c.get(r.headers["location"])
+        assert "development IdP" in page.text
+        q = dict(httpx.QueryParams(r.headers["location"].split("?", 1)[1]))
+        post = await c.post(
+            "/dev-idp/saml/sso",
+            data={
+                "SAMLRequest": q["SAMLRequest"],
+                "RelayState": q["RelayState"],
+                "email": "erin@initech.test",
+            },
+        )
+        saml_response = post.text.split('name="SAMLResponse" value="')[1].split('"')[0]
+        relay = post.text.split('name="RelayState" value="')[1].split('"')[0]
+        acs = post.text.split('action="')[1].split('"')[0].replace("http://localhost:8000", "")
+        r = await c.post(acs, data={"SAMLResponse": saml_response, "RelayState": relay})
+        assert r.status_code == 303, r.text
+        r = await c.get(r.headers["location"])
+        assert r.status_code == 303
+        me = (await c.get("/sso-gate/sso/me")).json()
+        assert me["profile"]["email"] == "erin@initech.test"
+        assert me["profile"]["connection_type"] == "SimpleSamlPhpSAML"
+        assert me["profile"]["groups"] == ["Finance"]
+    await demo.gate._rt.http.aclose()
+    await demo.gate.aclose()

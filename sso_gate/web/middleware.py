@@ -63,8 +63,6 @@ class GateMiddleware:
         self.cookie = cookie_name(s, s.cookie_name).encode()
         self.max_body = s.max_login_body
         self.email_field = s.email_field
-        # ``field=`` when the field name reads the same urlencoded (see ``_form_email``)
-        self.email_prefix = None if any(c in s.email_field for c in "+%&=") else s.email_field + "="
         self.router = build_router(gate)
         self.anonymous = SSOContext(gate, None)
         self.sessions = gate.sessions
@@ -122,7 +120,7 @@ class GateMiddleware:
                 body = bytes(body)  # (as ``b"".join`` of the chunks would)
             ctype = raw.get(b"content-type")
             if ctype == _URLENCODED_BYTES or _is_urlencoded(ctype):
-                email = _form_email(body, self.email_field, self.email_prefix)
+                email = _form_email(body, self.email_field)
             else:
                 email = await _extract_email(scope, body, _str_headers(raw), self.email_field)
             if email is None:
@@ -235,7 +233,7 @@ async def _extract_email(
 ) -> str | None:
     ctype = headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/x-www-form-urlencoded":
-        return _form_email(body, field, None)
+        return _form_email(body, field)
     if ctype == "application/json" or ctype.endswith("+json"):
         if not body.strip():
             return None
@@ -263,27 +261,14 @@ async def _extract_email(
     return None
 
 
-def _form_email(body: bytes, field: str, prefix: str | None) -> str | None:
-    """The stripped ``field`` of a urlencoded login form, or None.
-
-    ``prefix`` (``field + "="``, only for a field name without ``+%&=``) enables the shortcut
-    for the usual form that starts with the field: that first field is then the first match.
-    """
+def _form_email(body: bytes, field: str) -> str | None:
+    """The stripped ``field`` of a urlencoded login form, or None."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise ValidationError("login form is not valid UTF-8", code="malformed_body") from None
-    if prefix is not None and text.startswith(prefix) and text.count("&") < 1000:
-        end = text.find("&")
-        value = text[len(prefix) :] if end < 0 else text[len(prefix) : end]
-        if "+" in value or "%" in value:
-            value = unquote(value.replace("+", " "))
-    else:
-        found = _form_field(text, field)
-        if found is None:
-            return None
-        value = found
-    return value.strip() or None
+    value = _form_field(text, field)
+    return None if value is None else (value.strip() or None)
 
 
 def _form_field(text: str, field: str) -> str | None:
