@@ -65,7 +65,7 @@ class SSOGate:
         self.connections = ConnectionsService(self._rt, self.events, self.routing)
         self.sessions = SessionsService(self._rt, self.events)
         self.sso = SSOService(self._rt, self.connections, self.events)
-        self.saml = SAMLFlow(self._rt, self.connections, self.events)
+        self.saml = SAMLFlow(self._rt, self.connections, self.events, self.sessions)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> SSOGate:

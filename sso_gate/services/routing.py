@@ -15,6 +15,7 @@ answer a repeated email domain without normalizing it again.
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from collections.abc import Iterable
 from time import monotonic
@@ -79,7 +80,9 @@ class RoutingService:
             if row is None:
                 decision = RoutingDecision(domain, None, None, None)
             else:
-                decision = RoutingDecision(domain, row[0], row[1], row[2])  # type: ignore[arg-type]
+                # (interned: each cached decision then shares one "required"/"optional" string)
+                policy = sys.intern(row[1])
+                decision = RoutingDecision(domain, row[0], policy, row[2])  # type: ignore[arg-type]
         self._store(domain, decision)
         return decision
 

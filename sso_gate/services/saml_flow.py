@@ -44,8 +44,9 @@ from sso_gate.services._profiles import build_profile, record_failure, record_su
 from sso_gate.services._runtime import Runtime
 from sso_gate.services.connections import ConnectionsService
 from sso_gate.services.events import EventsService
+from sso_gate.services.sessions import SessionsService
 
-__all__ = ["SAMLFlow", "SAMLStart", "SAMLResult"]
+__all__ = ["SAMLFlow", "SAMLStart", "SAMLResult", "SLOResult"]
 
 log = logging.getLogger("sso_gate.saml")
 _IRT = re.compile(rb'InResponseTo="([^"]{1,256})"')
@@ -68,8 +69,15 @@ class SAMLResult:
 
 
 class SAMLFlow:
-    def __init__(self, rt: Runtime, connections: ConnectionsService, events: EventsService) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        connections: ConnectionsService,
+        events: EventsService,
+        sessions: SessionsService,
+    ) -> None:
         self._rt = rt
+        self._sessions = sessions
         self._connections = connections
         self._events = events
         self._certs: LRUCache[tuple[str, ...], tuple[x509.Certificate, ...]] = LRUCache(4096)
@@ -160,6 +168,102 @@ class SAMLFlow:
             return SAMLStart("post", page, req.id)
         url = saml_request.redirect_url(saml.sso_url, req.xml, relay_state=relay_state, key=key)
         return SAMLStart("redirect", url, req.id)
+
+    # -- Single Logout -------------------------------------------------------------------------
+
+    async def logout_url(self, profile: Profile, return_to: str) -> str | None:
+        """A signed LogoutRequest to the IdP for this SAML session, when the IdP publishes a
+        SingleLogoutService; None otherwise (the local session is revoked either way)."""
+        try:
+            connection = await self._connection(profile.connection_id)
+        except SSOGateError:
+            return None
+        saml = connection.saml
+        if saml is None or not saml.slo_url:
+            return None
+        raw = profile.raw_attributes
+        req = saml_request.logout_request_xml(
+            sp_entity_id=saml.sp_entity_id,
+            destination=saml.slo_url,
+            name_id=str(raw.get("name_id") or profile.idp_id),
+            name_id_format=raw.get("name_id_format"),
+            session_index=raw.get("session_index"),
+            now=self._rt.clock(),
+        )
+        await self._rt.onetime.put(
+            f"saml_logout:{req.id}",
+            json.dumps({"connection_id": connection.id, "return_to": return_to}),
+            self._rt.settings.flow_ttl,
+        )
+        key = self._private_key(connection)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        return saml_request.redirect_url(
+            saml.slo_url, req.xml, relay_state=secrets.token_urlsafe(16), key=key
+        )
+
+    async def handle_slo(self, connection_id: str, raw_query: bytes) -> SLOResult:
+        """An IdP's LogoutRequest (revoke, then answer) or LogoutResponse (finish our logout)."""
+        from sso_gate.saml import logout
+
+        connection = await self._connection(connection_id)
+        saml = connection.saml
+        assert saml is not None
+        msg = logout.parse_redirect(raw_query)
+        certs = self._certificates(saml)
+        if msg.param == "SAMLResponse":
+            if msg.signature is not None:
+                logout.verify_redirect_signature(msg, certs, allow_sha1=saml.allow_sha1)
+            in_response_to, _status, _issuer = logout.parse_logout_response(msg.xml)
+            pending = None
+            if in_response_to:
+                pending = await self._rt.onetime.take(f"saml_logout:{in_response_to}")
+            target = json.loads(pending)["return_to"] if pending else "/"
+            return SLOResult(target)
+        # IdP-initiated: the request must be signed by this connection's IdP.
+        logout.verify_redirect_signature(msg, certs, allow_sha1=saml.allow_sha1)
+        req = logout.parse_logout_request(msg.xml)
+        if req.issuer != saml.idp_entity_id:
+            raise TokenValidationError(
+                f"LogoutRequest Issuer {req.issuer!r} is not this connection's IdP",
+                code="wrong_issuer",
+            )
+        if not await self._rt.onetime.add(f"saml_logout_in:{connection.id}:{req.id}", 3600):
+            raise TokenValidationError("this LogoutRequest was already processed", code="replayed")
+        revoked = await self._revoke_name_id(connection, req.name_id)
+        if not saml.slo_url:
+            return SLOResult("/", revoked)
+        xml = logout.logout_response_xml(
+            in_response_to=req.id,
+            destination=saml.slo_url,
+            issuer=saml.sp_entity_id,
+            now=self._rt.clock(),
+        )
+        key = self._private_key(connection)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        url = saml_request.redirect_url(
+            saml.slo_url, xml, relay_state=msg.relay_state, key=key, param="SAMLResponse"
+        )
+        return SLOResult(url, revoked)
+
+    async def _revoke_name_id(self, connection: Connection, name_id: str) -> int:
+        import sqlalchemy as sa
+
+        from sso_gate.store.tables import profiles
+
+        async with self._rt.read() as conn:
+            rows = await conn.execute(
+                sa.select(profiles.c.id).where(
+                    profiles.c.connection_id == connection.id,
+                    sa.or_(profiles.c.idp_id == name_id, profiles.c.email == name_id),
+                )
+            )
+            profile_ids = [r[0] for r in rows.all()]
+        count = 0
+        for pid in profile_ids:
+            count += len(
+                await self._sessions.revoke_user(connection.organization_id, profile_id=pid)
+            )
+        return count
 
     # -- ACS -----------------------------------------------------------------------------------
 
@@ -268,6 +372,8 @@ class SAMLFlow:
         raw["name_id"] = a.name_id
         if a.name_id_format:
             raw["name_id_format"] = a.name_id_format
+        if a.session_index:
+            raw["session_index"] = a.session_index
         return await build_profile(
             self._rt,
             connection,
@@ -283,6 +389,16 @@ class SAMLFlow:
             require_domain_match=saml.require_email_domain_match,
             hint="map an email attribute or use an email NameID",
         )
+
+
+class SLOResult:
+    """Where to send the browser after a Single Logout message."""
+
+    __slots__ = ("redirect_to", "revoked")
+
+    def __init__(self, redirect_to: str, revoked: int = 0) -> None:
+        self.redirect_to = redirect_to
+        self.revoked = revoked
 
 
 def _sign_xml(xml: str, key: rsa.RSAPrivateKey, cert_pem: str) -> str:

@@ -194,15 +194,19 @@ def build_router(gate: SSOGate) -> _Guarded:
             _check_same_origin(request, s.base_origin)
             name = cookie_name(s, s.cookie_name)
             value = read_cookie(request.scope["headers"], name.encode())
+            target = safe_return_to(request.query_params.get("return_to"), s.base_url)
+            idp_logout = None
             if value is not None:
                 session = await gate.sessions.verify(value)
                 if session is not None:
                     await gate.sessions.revoke(session.id)
-            target = safe_return_to(request.query_params.get("return_to"), s.base_url)
+                    if session.profile.connection_type.endswith("SAML"):
+                        # Where the IdP has a SingleLogoutService, end the IdP session too.
+                        idp_logout = await gate.saml.logout_url(session.profile, target)
             response: Response = (
-                json_response({"ok": True})
+                json_response({"ok": True, "logout_url": idp_logout})
                 if as_json
-                else RedirectResponse(target, status_code=303)
+                else RedirectResponse(idp_logout or target, status_code=303)
             )
             response.raw_headers.append(clear_cookie_header(s, name))
             return response

@@ -125,7 +125,17 @@ def saml_routes(gate: SSOGate) -> list[BaseRoute]:
         except SSOGateError as exc:
             return error_response(exc, as_json, retry_link=s.login_path)
 
+    async def slo(request: Request) -> Response:
+        try:
+            result = await gate.saml.handle_slo(
+                request.path_params["connection_id"], request.scope.get("query_string", b"")
+            )
+        except SSOGateError as exc:
+            return error_response(exc, wants_json(request.headers))
+        return RedirectResponse(result.redirect_to, 303, headers={"Cache-Control": "no-store"})
+
     return [
+        Route("/sso/saml/{connection_id}/slo", slo, methods=["GET"]),
         Route("/sso/saml/{connection_id}/metadata", metadata, methods=["GET"]),
         Route("/sso/saml/{connection_id}/acs", acs, methods=["POST"]),
         Route("/sso/saml/{connection_id}/complete", complete, methods=["GET"]),

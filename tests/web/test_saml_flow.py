@@ -464,3 +464,90 @@ async def test_update_idp_certificates(env: SamlEnv) -> None:
 
 
 _ = (strip_placeholder, dt)
+
+
+# -- single logout -------------------------------------------------------------------------------
+
+
+def idp_logout_request(
+    e: SamlEnv, name_id: str = "alice@acme.test", key: object = None, signed: bool = True
+) -> str:
+    from sso_gate.saml.request import logout_request_xml, redirect_url
+
+    req = logout_request_xml(
+        sp_entity_id=e.idp.entity_id,  # the issuer of an IdP-initiated request is the IdP
+        destination=e.gate.connections.saml_urls(e.connection.id)["slo_url"],
+        name_id=name_id,
+        name_id_format=None,
+        session_index=None,
+        now=dt.datetime.now(dt.UTC),
+    )
+    url = redirect_url("/x", req.xml, relay_state="rs", key=(key or e.idp.key) if signed else None)  # type: ignore[arg-type]
+    return url.split("?", 1)[1]
+
+
+async def test_sp_initiated_logout_reaches_idp(env: SamlEnv) -> None:
+    await env.login()
+    r = await env.client.post("/sso-gate/sso/logout?return_to=/bye", headers={"origin": BASE})
+    assert r.status_code == 303 and r.headers["location"].startswith(
+        "https://idp.example.test/slo?SAMLRequest="
+    )
+    assert "Signature=" in r.headers["location"]
+    assert (await me(env)).status_code == 401
+    q = {k: v[0] for k, v in parse_qs(urlsplit(r.headers["location"]).query).items()}
+    req = etree.fromstring(zlib.decompress(base64.b64decode(q["SAMLRequest"]), -15))
+    assert req.findtext("{urn:oasis:names:tc:SAML:2.0:assertion}NameID") == "alice@acme.test"
+    # the IdP answers with a LogoutResponse: the browser lands on return_to
+    from sso_gate.saml.logout import logout_response_xml
+    from sso_gate.saml.request import redirect_url
+
+    xml = logout_response_xml(
+        in_response_to=req.get("ID"),
+        destination="x",
+        issuer=env.idp.entity_id,
+        now=dt.datetime.now(dt.UTC),
+    )
+    back = redirect_url(
+        f"/sso-gate/sso/saml/{env.connection.id}/slo",
+        xml,
+        relay_state=q["RelayState"],
+        key=env.idp.key,
+        param="SAMLResponse",
+    )
+    r = await env.client.get(back)
+    assert r.status_code == 303 and r.headers["location"] == "/bye"
+
+
+async def test_idp_initiated_logout(env: SamlEnv) -> None:
+    await env.login()
+    query = idp_logout_request(env)
+    r = await env.client.get(f"/sso-gate/sso/saml/{env.connection.id}/slo?{query}")
+    assert r.status_code == 303 and r.headers["location"].startswith(
+        "https://idp.example.test/slo?SAMLResponse="
+    )
+    assert "RelayState=rs" in r.headers["location"] and "Signature=" in r.headers["location"]
+    assert (await me(env)).status_code == 401
+    again = await env.client.get(f"/sso-gate/sso/saml/{env.connection.id}/slo?{query}")
+    assert again.status_code == 400 and "replayed" in again.text
+
+
+@pytest.mark.parametrize("how", ["unsigned", "attacker_key"])
+async def test_forged_idp_logout_refused(env: SamlEnv, how: str) -> None:
+    await env.login()
+    key, _ = make_cert("attacker")
+    query = idp_logout_request(
+        env, key=key if how == "attacker_key" else None, signed=how != "unsigned"
+    )
+    r = await env.client.get(f"/sso-gate/sso/saml/{env.connection.id}/slo?{query}")
+    assert r.status_code == 400 and ("unsigned" in r.text or "invalid_signature" in r.text)
+    assert (await me(env)).status_code == 200
+
+
+async def test_slo_bad_input(env: SamlEnv) -> None:
+    for q in (
+        "",
+        "SAMLRequest=%%%",
+        "SAMLRequest=" + base64.b64encode(zlib.compress(b"x" * 1_000_000)[2:-4]).decode(),
+    ):
+        r = await env.client.get(f"/sso-gate/sso/saml/{env.connection.id}/slo?{q}")
+        assert r.status_code == 400 and "Traceback" not in r.text
