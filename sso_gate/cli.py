@@ -250,6 +250,16 @@ def connection_refresh_metadata(connection_id: str) -> None:
     _print(_run(go))
 
 
+@connection.command("check-certificates")
+def connection_check_certificates() -> None:
+    """Report SAML IdP certificates expiring within 30 days (run daily, e.g. from cron)."""
+
+    async def go(gate: Any) -> int:
+        return int(await gate.connections.check_saml_certificates())
+
+    click.echo(f"{_run(go)} renewal event(s) written")
+
+
 @connection.command("list")
 @click.option("--org", "organization_id")
 @click.option("--limit", default=100, type=click.IntRange(1, 100))

@@ -443,6 +443,43 @@ class ConnectionsService:
             )
         return await self._store_idp(current, idp, current.saml.metadata_url)
 
+    async def check_saml_certificates(self, connection_id: str | None = None) -> int:
+        """Report IdP certificates entering the 30-day renewal window that were not reported yet
+        (event ``connection.saml_certificate_renewal_required``). Run daily (``sso-gate
+        connection check-certificates``); sign-ins also run it for their connection hourly.
+        Returns the number of events written."""
+        now = self._rt.clock()
+        ids = [connection_id] if connection_id else await self._saml_ids()
+        written = 0
+        for cid in ids:
+            async with self._rt.transaction() as conn:
+                row = await _row(conn, cid)
+                cfg = dict(row["config"])
+                saml = dict(cfg.get("saml") or {})
+                if not saml:
+                    continue
+                known = set(saml.get("notified_certificates") or [])
+                fresh = [r for r in expiring(saml["idp_certificates"], now) if r[0] not in known]
+                if not fresh:
+                    continue
+                saml["notified_certificates"] = sorted(known | {fp for fp, _ in fresh})
+                cfg["saml"] = saml
+                await repo.update_by_id(conn, connections, cid, {"config": cfg})
+                current = self._from_row(await _row(conn, cid))
+                evs = [
+                    await self._events.record(conn, event, data, current.organization_id)
+                    for event, data in _renewal_events(current, fresh)
+                ]
+            written += len(evs)
+            self._cache.pop(cid, None)
+            await self._events.dispatch(evs)
+        return written
+
+    async def _saml_ids(self) -> list[str]:
+        async with self._rt.read() as conn:
+            rows = await conn.execute(sa.select(connections.c.id, connections.c.config))
+            return [r[0] for r in rows.all() if "saml" in (r[1] or {})]
+
     async def _store_idp(
         self, current: Connection, idp: IdPMetadata, metadata_url: str | None
     ) -> Connection:

@@ -16,7 +16,7 @@ import secrets
 from datetime import timedelta
 from typing import Any, Literal
 
-from cachetools import LRUCache
+from cachetools import LRUCache, TTLCache
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -82,6 +82,7 @@ class SAMLFlow:
         self._events = events
         self._certs: LRUCache[tuple[str, ...], tuple[x509.Certificate, ...]] = LRUCache(4096)
         self._keys: LRUCache[str, PrivateKeyTypes] = LRUCache(4096)
+        self._expiry_checked: TTLCache[str, bool] = TTLCache(maxsize=10_000, ttl=3600)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -142,6 +143,12 @@ class SAMLFlow:
         connection = await self._maybe_refresh(
             connection, min_age=timedelta(seconds=self._rt.settings.metadata_refresh_interval)
         )
+        if connection.id not in self._expiry_checked:
+            self._expiry_checked[connection.id] = True
+            try:
+                await self._connections.check_saml_certificates(connection.id)
+            except SSOGateError as exc:
+                log.warning("certificate check of %s failed: %s", connection.id, exc.message)
         saml = connection.saml
         assert saml is not None
         urls = self._connections.saml_urls(connection.id)

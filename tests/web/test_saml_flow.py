@@ -551,3 +551,25 @@ async def test_slo_bad_input(env: SamlEnv) -> None:
     ):
         r = await env.client.get(f"/sso-gate/sso/saml/{env.connection.id}/slo?{q}")
         assert r.status_code == 400 and "Traceback" not in r.text
+
+
+async def test_periodic_certificate_check(env: SamlEnv) -> None:
+    """A certificate that drifts into the 30-day window is reported once by the daily check."""
+    import sqlalchemy as sa
+
+    from sso_gate.store.tables import events
+
+    async def count() -> int:
+        async with env.gate._rt.read() as conn:
+            q = (
+                sa.select(sa.func.count())
+                .select_from(events)
+                .where(events.c.event == "connection.saml_certificate_renewal_required")
+            )
+            return int((await conn.execute(q)).scalar_one())
+
+    assert await env.gate.connections.check_saml_certificates() == 0
+    env.gate._rt.clock = lambda: dt.datetime.now(dt.UTC) + dt.timedelta(days=340)  # type: ignore[method-assign]
+    assert await env.gate.connections.check_saml_certificates() == 1
+    assert await env.gate.connections.check_saml_certificates() == 0
+    assert await count() == 1
