@@ -22,6 +22,7 @@ from starlette.routing import Mount, Route
 
 from sso_gate.devidp import DevIdP, DevUser
 from sso_gate.gate import SSOGate
+from sso_gate.models import SSOPolicy
 from sso_gate.settings import Secret, Settings
 from sso_gate.web.context import get_context
 
@@ -179,44 +180,34 @@ organization's IdP (the dev IdP) instead.</p>""",
     return DemoApp(gate.wrap(inner), gate, idp, admin_key, client_secret)
 
 
+async def _fresh_org(gate: SSOGate, name: str, domain: str, policy: SSOPolicy) -> str:
+    """The organization owning ``domain`` (created if missing) with no connections left: the dev
+    IdP has new keys and secrets every run, so old connections are replaced."""
+    found = (await gate.organizations.list(domain=domain)).data
+    if not found:
+        org = await gate.organizations.create(name, domains=[domain], sso_policy=policy)
+        return org.id
+    for c in (await gate.connections.list(organization_id=found[0].id, limit=100)).data:
+        await gate.connections.delete(c.id)
+    return str(found[0].id)
+
+
 async def seed(demo: DemoApp) -> None:
-    """Migrate and create Acme (SSO required, dev IdP) and Globex (no SSO), idempotently."""
+    """Migrate and create Acme (OIDC), Initech (SAML) and Globex (no SSO), idempotently."""
     gate = demo.gate
     await gate.migrate()
-    acme = (await gate.organizations.list(domain="acme.test")).data
-    if acme:
-        # New dev-IdP keys and secret every run: replace the old connection.
-        for c in (await gate.connections.list(organization_id=acme[0].id, limit=100)).data:
-            await gate.connections.delete(c.id)
-        org_id = acme[0].id
-    else:
-        org_id = (
-            await gate.organizations.create("Acme", domains=["acme.test"], sso_policy="required")
-        ).id
     await gate.connections.create_oidc(
-        org_id,
+        await _fresh_org(gate, "Acme", "acme.test", "required"),
         issuer=demo.idp.issuer,
         client_id=CLIENT_ID,
         client_secret=demo.idp_client_secret,
         name="Acme dev IdP",
     )
-    initech = (await gate.organizations.list(domain="initech.test")).data
-    if initech:
-        for c in (await gate.connections.list(organization_id=initech[0].id, limit=100)).data:
-            await gate.connections.delete(c.id)
-        initech_id = initech[0].id
-    else:
-        initech_id = (
-            await gate.organizations.create(
-                "Initech", domains=["initech.test"], sso_policy="required"
-            )
-        ).id
     await gate.connections.create_saml(
-        initech_id,
+        await _fresh_org(gate, "Initech", "initech.test", "required"),
         metadata_xml=demo.idp.saml.metadata(),
         name="Initech dev IdP (SAML)",
         connection_type="SimpleSamlPhpSAML",
         sign_requests=True,
     )
-    if not (await gate.organizations.list(domain="globex.test")).data:
-        await gate.organizations.create("Globex", domains=["globex.test"], sso_policy="optional")
+    await _fresh_org(gate, "Globex", "globex.test", "optional")
