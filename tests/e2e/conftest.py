@@ -1,12 +1,24 @@
-"""End-to-end stacks: ``examples/starlette_app.py`` under uvicorn + the real ``oidc-provider``.
+"""End-to-end stacks: ``examples/starlette_app.py`` under uvicorn + a real IdP.
 
-A stack is: a database (SQLite file or the PostgreSQL test database) holding two organizations
-(Acme, ``acme.test``, client_secret_basic; Initech, ``initech.test``, client_secret_post), each
-with an OIDC connection to one ``oidc-provider`` process; and the example app served by
-``python -m uvicorn examples.starlette_app:app`` configured only through ``SSO_GATE_*``
-variables. Everything binds 127.0.0.1; both processes are stopped at teardown.
+An OIDC stack is: a database (SQLite file or the PostgreSQL test database) holding two
+organizations (Acme, ``acme.test``, client_secret_basic; Initech, ``initech.test``,
+client_secret_post), each with an OIDC connection to one ``oidc-provider`` process; and the
+example app served by ``python -m uvicorn examples.starlette_app:app`` configured only through
+``SSO_GATE_*`` variables.
 
-Missing peers (node/npm, chromium) skip the tests, unless ``SSO_GATE_REQUIRE_PEERS=1``.
+A SAML stack is the same app with one organization (Acme, ``acme.test``, SSO required) whose
+first SAML connection points at a SimpleSAMLphp IdP (``tests/peers/simplesamlphp.py``). The
+chicken-and-egg (the connection is created from the IdP's metadata; the IdP must know the
+connection's ACS URL, which contains the connection id) is solved by starting the IdP first,
+creating the connection from its metadata, then registering the connection's SP at the running
+IdP (:meth:`SamlIdP.add_sp`). Tests add more connections the same way
+(:meth:`SamlStack.add_connection`). The IdP's URLs use the host name ``localhost`` and the app's
+``127.0.0.1``: two different *sites*, so in a browser the IdP's POST to the ACS is cross-site,
+as in production.
+
+Everything listens on 127.0.0.1 only; all processes are stopped at teardown.
+Missing peers (node/npm, php/simplesamlphp, chromium) skip the tests, unless
+``SSO_GATE_REQUIRE_PEERS=1``.
 """
 
 from __future__ import annotations
@@ -19,18 +31,23 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from sso_gate import SSOGate
+from sso_gate.models import Connection
 
 from ..conftest import POSTGRES_URL, REDIS_URL, _reset_postgres
+from ..peers import simplesamlphp
 from ..peers.oidc_provider import OidcProviderError, ensure_installed, run_oidc_provider
+from ..peers.simplesamlphp import SamlIdP, SpConfig, run_simplesamlphp
 
 REPO = Path(__file__).resolve().parents[2]
 APP_STARTUP_TIMEOUT = 30.0
@@ -54,6 +71,13 @@ def require_oidc_provider() -> None:
         need(False, f"oidc-provider could not be installed: {exc}")
 
 
+def require_simplesamlphp() -> None:
+    need(
+        simplesamlphp.available(),
+        "php (with php-xml) and Debian's simplesamlphp are needed for the SAML IdP peer",
+    )
+
+
 def free_port(taken: tuple[int, ...] = ()) -> int:
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -64,18 +88,12 @@ def free_port(taken: tuple[int, ...] = ()) -> int:
 
 
 @dataclass
-class Stack:
-    """One running app + provider. ``env`` is the app's ``SSO_GATE_*`` configuration."""
+class AppStack:
+    """The running example app. ``env`` is its ``SSO_GATE_*`` configuration."""
 
     base_url: str
-    issuer: str
     env: dict[str, str]
     log: Path
-    acme_org: str = ""
-    acme_conn: str = ""
-    initech_org: str = ""
-    initech_conn: str = ""
-    redirect_uris: dict[str, str] = field(default_factory=dict)
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -87,6 +105,90 @@ class Stack:
     def gate(self) -> SSOGate:
         """A second gate instance on the same database (and Redis): what another worker sees."""
         return SSOGate.from_env(self.env)
+
+
+@dataclass
+class Stack(AppStack):
+    """One running app + oidc-provider."""
+
+    issuer: str
+    acme_org: str = ""
+    acme_conn: str = ""
+    initech_org: str = ""
+    initech_conn: str = ""
+    redirect_uris: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class SamlStack(AppStack):
+    """One running app + SimpleSAMLphp; ``conn`` is Acme's first (login-form) connection."""
+
+    idp: SamlIdP
+    org_id: str = ""
+    conn: Connection | None = None
+
+    @property
+    def conn_id(self) -> str:
+        assert self.conn is not None
+        return self.conn.id
+
+    def acs_url(self, connection_id: str) -> str:
+        return self.url(f"/sso-gate/sso/saml/{connection_id}/acs")
+
+    async def add_connection(
+        self, sp: Mapping[str, Any] | None = None, **options: Any
+    ) -> Connection:
+        """A new SAML connection of Acme to the IdP (``options`` go to ``create_saml``), and its
+        SP registered at the IdP (``sp``: more :class:`SpConfig` fields, e.g. flags)."""
+        gate = self.gate()
+        try:
+            options.setdefault("connection_type", "SimpleSamlPhpSAML")
+            conn = await gate.connections.create_saml(
+                self.org_id, metadata_xml=self.idp.metadata_xml, **options
+            )
+            urls = gate.connections.saml_urls(conn.id)
+        finally:
+            await gate.aclose()
+        assert conn.saml is not None
+        self.idp.add_sp(
+            SpConfig(
+                entity_id=conn.saml.sp_entity_id,
+                acs_url=urls["acs_url"],
+                slo_url=urls["slo_url"],
+                cert_pem=conn.saml.sp_certificate,
+                **(sp or {}),
+            )
+        )
+        return conn
+
+
+def app_env(app_port: int, database_url: str, redis_url: str | None) -> dict[str, str]:
+    env = {
+        "SSO_GATE_SECRET_KEYS": secrets.token_urlsafe(32),
+        "SSO_GATE_BASE_URL": f"http://127.0.0.1:{app_port}",
+        "SSO_GATE_DATABASE_URL": database_url,
+        "SSO_GATE_ENVIRONMENT": "development",
+    }
+    if redis_url:
+        env["SSO_GATE_REDIS_URL"] = redis_url
+    return env
+
+
+def start_app(stack: AppStack) -> subprocess.Popen[bytes]:
+    """Start the example app under uvicorn (not waiting: see ``_wait_ready``)."""
+    port = urlsplit(stack.base_url).port
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("SSO_GATE_")}
+    child_env.update(stack.env, APP_SECRET_KEY=secrets.token_urlsafe(32), PYTHONUNBUFFERED="1")
+    with open(stack.log, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "examples.starlette_app:app"]
+            + ["--host", "127.0.0.1", "--port", str(port), "--log-level", "info"],
+            cwd=REPO,
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 async def _seed(stack: Stack) -> list[dict[str, object]]:
@@ -125,7 +227,7 @@ async def _seed(stack: Stack) -> list[dict[str, object]]:
     return clients
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], stack: Stack) -> None:
+def _wait_ready(proc: subprocess.Popen[bytes], stack: AppStack) -> None:
     deadline = time.monotonic() + APP_STARTUP_TIMEOUT
     with httpx.Client(timeout=2) as client:
         while time.monotonic() < deadline:
@@ -157,14 +259,7 @@ def run_stack(workdir: Path, database_url: str, redis_url: str | None = None) ->
     require_oidc_provider()
     app_port = free_port()
     provider_port = free_port((app_port,))
-    env = {
-        "SSO_GATE_SECRET_KEYS": secrets.token_urlsafe(32),
-        "SSO_GATE_BASE_URL": f"http://127.0.0.1:{app_port}",
-        "SSO_GATE_DATABASE_URL": database_url,
-        "SSO_GATE_ENVIRONMENT": "development",
-    }
-    if redis_url:
-        env["SSO_GATE_REDIS_URL"] = redis_url
+    env = app_env(app_port, database_url, redis_url)
     stack = Stack(
         base_url=env["SSO_GATE_BASE_URL"],
         issuer=f"http://127.0.0.1:{provider_port}",
@@ -172,19 +267,7 @@ def run_stack(workdir: Path, database_url: str, redis_url: str | None = None) ->
         log=workdir / f"app-{app_port}.log",
     )
     clients = asyncio.run(_seed(stack))
-
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith("SSO_GATE_")}
-    child_env.update(env, APP_SECRET_KEY=secrets.token_urlsafe(32), PYTHONUNBUFFERED="1")
-    with open(stack.log, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "examples.starlette_app:app"]
-            + ["--host", "127.0.0.1", "--port", str(app_port), "--log-level", "info"],
-            cwd=REPO,
-            env=child_env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_app(stack)
     try:
         # The app starts while the provider starts; neither needs the other to boot.
         with run_oidc_provider(clients, port=provider_port) as issuer:
@@ -193,6 +276,38 @@ def run_stack(workdir: Path, database_url: str, redis_url: str | None = None) ->
             yield stack
     finally:
         _stop(proc)
+
+
+async def _seed_saml(stack: SamlStack) -> None:
+    gate = stack.gate()
+    try:
+        await gate.migrate()
+        org = await gate.organizations.create("Acme", domains=["acme.test"], sso_policy="required")
+    finally:
+        await gate.aclose()
+    stack.org_id = org.id
+    stack.conn = await stack.add_connection()
+
+
+@contextmanager
+def run_saml_stack(
+    workdir: Path, database_url: str, redis_url: str | None = None
+) -> Iterator[SamlStack]:
+    """Start SimpleSAMLphp (on ``localhost``), seed Acme and its connection, start the app."""
+    require_simplesamlphp()
+    app_port = free_port()
+    env = app_env(app_port, database_url, redis_url)
+    with run_simplesamlphp([], hostname="localhost", port=free_port((app_port,))) as idp:
+        stack = SamlStack(
+            base_url=env["SSO_GATE_BASE_URL"], env=env, log=workdir / f"app-{app_port}.log", idp=idp
+        )
+        asyncio.run(_seed_saml(stack))
+        proc = start_app(stack)
+        try:
+            _wait_ready(proc, stack)
+            yield stack
+        finally:
+            _stop(proc)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -231,3 +346,25 @@ def any_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]
             pytest.skip("SSO_GATE_TEST_REDIS_URL is not set")
         with run_stack(tmp_path, f"sqlite:///{tmp_path / 'gate.db'}", REDIS_URL) as stack:
             yield stack
+
+
+@pytest.fixture(scope="session")
+def saml_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SamlStack]:
+    """The default SAML stack (SQLite, in-process one-time store), shared by the SAML tests."""
+    workdir = tmp_path_factory.mktemp("e2e-saml-sqlite")
+    with run_saml_stack(workdir, f"sqlite:///{workdir / 'gate.db'}") as stack:
+        yield stack
+
+
+@pytest.fixture(params=["sqlite", "postgres+redis"])
+def any_saml_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SamlStack]:
+    """The default SAML stack, then one on PostgreSQL with Redis as the one-time store."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("saml_stack")
+        return
+    if not (POSTGRES_URL and REDIS_URL):
+        pytest.skip("SSO_GATE_TEST_POSTGRES_URL and SSO_GATE_TEST_REDIS_URL are both needed")
+    require_simplesamlphp()
+    _reset_postgres(POSTGRES_URL)
+    with run_saml_stack(tmp_path, POSTGRES_URL, REDIS_URL) as stack:
+        yield stack

@@ -5,6 +5,12 @@ configuration directory per run (passed through the ``SIMPLESAMLPHP_CONFIG_DIR``
 variable, which SimpleSAMLphp honours; nothing under /etc is touched). Users log in through the
 ``exampleauth:UserPass`` form; the NameID is the user's ``email`` attribute.
 
+Service providers can be registered after the IdP has started (:meth:`SamlIdP.add_sp`): an SP
+that creates its configuration from the running IdP's metadata (sso_gate does: each connection
+gets its own SP entity ID and ACS URL, known only once the connection exists) is added then.
+SimpleSAMLphp includes its metadata files on every request; the metadata directory is kept out
+of PHP's OPcache so a rewritten file takes effect on the next request.
+
 SimpleSAMLphp reports most errors as an HTTP 200 HTML page; the actual cause is in its log file
 (``SamlIdP.log_path``, DEBUG level, including every SAML message), so every error raised here
 carries the tail of that log.
@@ -15,6 +21,7 @@ from __future__ import annotations
 import base64
 import datetime
 import functools
+import os
 import re
 import secrets
 import shutil
@@ -79,6 +86,10 @@ class SpConfig:
     cert_pem: str | None = None
     require_signed_authn_request: bool = False
     nameid_format: str = NAMEID_EMAIL
+    # Per-SP overrides of the IdP-wide flags of :func:`run_simplesamlphp` (None: IdP default).
+    sign_response: bool | None = None
+    sign_assertion: bool | None = None
+    encrypt_assertion: bool | None = None
 
 
 @dataclass
@@ -102,6 +113,18 @@ class SamlIdP:
     cert_pem: str
     base_url: str
     log_path: Path
+    metadata_dir: Path = field(repr=False, default=Path())
+    encrypt_assertion: bool = field(repr=False, default=False)
+    sps: list[SpConfig] = field(repr=False, default_factory=list)
+
+    def set_sps(self, sps: Sequence[SpConfig]) -> None:
+        """Replace the trusted SPs; effective from the next request."""
+        _write_sp_remote(self.metadata_dir, list(sps), self.encrypt_assertion)
+        self.sps = list(sps)
+
+    def add_sp(self, sp: SpConfig) -> None:
+        """Trust one more SP (an entry with the same entity ID is replaced)."""
+        self.set_sps([s for s in self.sps if s.entity_id != sp.entity_id] + [sp])
 
 
 @dataclass
@@ -274,13 +297,34 @@ def _sp_entry(sp: SpConfig) -> dict[str, PhpValue]:
     if sp.nameid_format not in (NAMEID_EMAIL, NAMEID_TRANSIENT):
         # The IdP-hosted filter only fills the emailAddress format; give this SP its own.
         entry["authproc"] = {90: _nameid_filter(sp.nameid_format)}
+    for option, value in (
+        ("saml20.sign.response", sp.sign_response),
+        ("saml20.sign.assertion", sp.sign_assertion),
+        ("assertion.encryption", sp.encrypt_assertion),
+    ):
+        if value is not None:
+            entry[option] = value
     return entry
+
+
+def _write_sp_remote(metadata_dir: Path, sps: list[SpConfig], encrypt_assertion: bool) -> None:
+    """(Re)write ``saml20-sp-remote.php`` atomically: a request never sees half a file."""
+    for sp in sps:
+        encrypts = encrypt_assertion if sp.encrypt_assertion is None else sp.encrypt_assertion
+        if encrypts and sp.cert_pem is None:
+            raise ValueError(f"SP {sp.entity_id!r}: encrypt_assertion needs cert_pem")
+    remote = {sp.entity_id: _sp_entry(sp) for sp in sps}
+    target = metadata_dir / "saml20-sp-remote.php"
+    staging = metadata_dir / f".saml20-sp-remote.{secrets.token_hex(4)}.tmp"
+    staging.write_text(_metadata_file(remote))
+    os.replace(staging, target)
 
 
 def _write_config(
     root: Path,
     *,
     port: int,
+    hostname: str,
     sps: list[SpConfig],
     users: list[SamlUser],
     sign_response: bool,
@@ -288,7 +332,7 @@ def _write_config(
     encrypt_assertion: bool,
 ) -> tuple[str, str]:
     """Write config, metadata, keys and docroot under ``root``; return (entity_id, cert_pem)."""
-    base_url = f"http://127.0.0.1:{port}/{URL_PATH}/"
+    base_url = f"http://{hostname}:{port}/{URL_PATH}/"
     entity_id = base_url + "saml2/idp/metadata.php"
     dirs = {name: root / name for name in ("config", "metadata", "cert", "log", "data", "tmp")}
     dirs["sessions"] = root / "sessions"
@@ -319,7 +363,7 @@ def _write_config(
         "admin.protectindexpage": False,
         "admin.protectmetadata": False,
         "admin.checkforupdates": False,
-        "trusted.url.domains": ["127.0.0.1"],
+        "trusted.url.domains": sorted({"127.0.0.1", hostname}),
         "enable.http_post": False,
         "debug": {"saml": True, "backtraces": True, "validatexml": False},
         "showerrors": True,
@@ -370,11 +414,10 @@ def _write_config(
         "authproc": {90: _nameid_filter(NAMEID_EMAIL)},
     }
     (dirs["metadata"] / "saml20-idp-hosted.php").write_text(_metadata_file({entity_id: idp}))
-    for sp in sps:
-        if encrypt_assertion and sp.cert_pem is None:
-            raise ValueError(f"SP {sp.entity_id!r}: encrypt_assertion needs cert_pem")
-    remote = {sp.entity_id: _sp_entry(sp) for sp in sps}
-    (dirs["metadata"] / "saml20-sp-remote.php").write_text(_metadata_file(remote))
+    _write_sp_remote(dirs["metadata"], sps, encrypt_assertion)
+    # OPcache (on for php -S) would serve a rewritten metadata file from its cache for up to
+    # opcache.revalidate_freq seconds: keep the metadata directory out of it (a path prefix).
+    (root / "opcache-blacklist.txt").write_text(f"{dirs['metadata'].resolve()}/\n")
     return entity_id, cert_pem
 
 
@@ -452,11 +495,15 @@ def run_simplesamlphp(
     sign_response: bool = False,
     sign_assertion: bool = True,
     encrypt_assertion: bool = False,
+    hostname: str = "127.0.0.1",
 ) -> Iterator[SamlIdP]:
     """Run a SimpleSAMLphp IdP trusting ``sps``; yield it once its metadata answers.
 
-    ``users`` defaults to :func:`default_users` (alice/alicepass, bob/bobpass). The php process
-    is terminated and the temporary configuration removed on exit.
+    ``users`` defaults to :func:`default_users` (alice/alicepass, bob/bobpass). ``hostname`` is
+    the host in the IdP's URLs (entity ID, SSO URL): the server always listens on 127.0.0.1
+    only, so use a name that resolves there, e.g. ``localhost`` to put the IdP on another site
+    than an SP at ``127.0.0.1``. More SPs can be added later (:meth:`SamlIdP.add_sp`). The php
+    process is terminated and the temporary configuration removed on exit.
     """
     php = shutil.which("php")
     if php is None or not (SSP_WWW / "_include.php").is_file():
@@ -476,13 +523,14 @@ def run_simplesamlphp(
         entity_id, cert_pem = _write_config(
             root,
             port=port,
+            hostname=hostname,
             sps=sps,
             users=default_users() if users is None else users,
             sign_response=sign_response,
             sign_assertion=sign_assertion,
             encrypt_assertion=encrypt_assertion,
         )
-        base_url = f"http://127.0.0.1:{port}/{URL_PATH}/"
+        base_url = f"http://{hostname}:{port}/{URL_PATH}/"
         log_path = root / "log" / "simplesamlphp.log"
         server_log = root / "php-server.log"
         env = {
@@ -498,6 +546,8 @@ def run_simplesamlphp(
             "log_errors=0",
             "-d",
             f"session.save_path={root / 'sessions'}",
+            "-d",
+            f"opcache.blacklist_filename={root / 'opcache-blacklist.txt'}",
             "-S",
             f"127.0.0.1:{port}",
             "-t",
@@ -517,7 +567,10 @@ def run_simplesamlphp(
         try:
             metadata_url = entity_id
             try:
-                metadata_xml = _wait_ready(proc, metadata_url)
+                # Asked at the listening address, whatever name the URLs carry.
+                metadata_xml = _wait_ready(
+                    proc, f"http://127.0.0.1:{port}/{URL_PATH}/saml2/idp/metadata.php"
+                )
             except SimpleSamlPhpError as exc:
                 raise SimpleSamlPhpError(f"{exc}\n{_diagnostics(origin)}") from None
             yield SamlIdP(
@@ -529,6 +582,9 @@ def run_simplesamlphp(
                 cert_pem=cert_pem,
                 base_url=base_url,
                 log_path=log_path,
+                metadata_dir=root / "metadata",
+                encrypt_assertion=encrypt_assertion,
+                sps=list(sps),
             )
         finally:
             _LOGS.pop(origin, None)

@@ -6,6 +6,7 @@ import base64
 import datetime
 import os
 import secrets
+import time
 import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Iterator
@@ -231,3 +232,24 @@ async def test_encrypted_assertion(sp_keys: tuple[str, str]) -> None:
     assert f'InResponseTo="{request_id}"' in assertion
     assert "<ds:Signature" in assertion  # signed, then encrypted
     print("EncryptedData:", data_alg, "EncryptedKey:", key_alg)
+
+
+async def test_sps_added_after_start_are_trusted_at_once() -> None:
+    """``add_sp``/``set_sps`` rewrite the metadata of the running IdP; the next request sees it
+    (the metadata directory is kept out of OPcache, which would otherwise serve the old file
+    for up to ``opcache.revalidate_freq`` seconds)."""
+    late = "http://127.0.0.1:9/late-sp"
+    with run_simplesamlphp([SpConfig(entity_id=SP_ENTITY_ID, acs_url=ACS_URL)]) as idp:
+        remote = idp.metadata_dir / "saml20-sp-remote.php"
+        old = time.time() - 60
+        os.utime(remote, (old, old))  # old enough for OPcache to cache it
+        await _login(idp_initiated_url(idp, SP_ENTITY_ID))
+        with pytest.raises(SimpleSamlPhpError):
+            await _login(idp_initiated_url(idp, late))
+
+        idp.add_sp(SpConfig(entity_id=late, acs_url=ACS_URL + "/late", sign_response=True))
+        post = await _login(idp_initiated_url(idp, late))
+        assert post.action == ACS_URL + "/late"
+        _xml, root = _response_xml(post)
+        assert root.find("ds:Signature", NS) is not None  # the per-SP override applies
+        assert [sp.entity_id for sp in idp.sps] == [SP_ENTITY_ID, late]
