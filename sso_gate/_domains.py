@@ -24,7 +24,7 @@ CONSUMER_DOMAINS: frozenset[str] = frozenset(
     """.split()
 )
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
 # Fast path (``fullmatch``): an already-plain ASCII name, every label valid per ``_LABEL``. For
 # such a name IDNA encoding is the identity and every check below passes, so the result is the
 # same; anything else takes the full path.

@@ -32,7 +32,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 def _page_args(request: Request) -> dict[str, Any]:
     q = request.query_params
     raw = q.get("limit", "10")
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 100:
         raise ValidationError("limit must be an integer from 1 to 100", field="limit")
     order = q.get("order", "desc")
     if order not in ("asc", "desc"):
@@ -44,7 +44,7 @@ def _page_args(request: Request) -> dict[str, Any]:
 
 async def _json_body(request: Request, limit: int) -> dict[str, Any]:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"request body is larger than {limit} bytes")
     body = b""
     async for chunk in request.stream():

@@ -199,3 +199,27 @@ async def test_redis_down_is_a_clear_503(database_url: str) -> None:
     assert r.status_code == 503 and "onetime_store_unavailable" in r.text
     await e.client.aclose()
     await e.gate.aclose()
+
+
+async def test_odd_bodies_and_headers_are_4xx(env: Env) -> None:
+    many = "&".join(f"f{i}=x" for i in range(1200)).encode()
+    r = await env.client.post(
+        "/login", content=many, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert r.status_code == 422 and "malformed_body" in r.text
+    r = await env.client.post(
+        "/login",
+        content=b"email=bob%40example.com",
+        headers={"content-type": "application/x-www-form-urlencoded", "content-length": "23"},
+    )
+    assert r.status_code == 200
+
+
+async def test_domain_with_newline_refused(env: Env) -> None:
+    from sso_gate import ValidationError
+
+    with pytest.raises(ValidationError):
+        await env.gate.organizations.create("X", domains=["abc\n.com"])
+    with pytest.raises(ValidationError):
+        await env.gate.organizations.create("X", domains=["abc.com\n"[:-1] + "\n.x"])
+    assert await env.gate.routing.for_email("a@abc\n.com") is None
