@@ -17,6 +17,11 @@ __all__ = [
     "profiles",
     "sessions",
     "events",
+    "directories",
+    "directory_users",
+    "directory_groups",
+    "directory_group_members",
+    "scim_requests",
     "UTCDateTime",
 ]
 
@@ -134,4 +139,109 @@ events = sa.Table(
     sa.Column("organization_id", ID, nullable=True, index=True),
     sa.Column("data", sa.JSON(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+directories = sa.Table(
+    "directories",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column(
+        "organization_id",
+        ID,
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=True),
+    sa.Column("token_hint", sa.String(16), nullable=True),
+    sa.Column("previous_token_hash", sa.String(64), nullable=True),
+    sa.Column("previous_token_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("settings", sa.JSON(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+directory_users = sa.Table(
+    "directory_users",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column(
+        "directory_id",
+        ID,
+        sa.ForeignKey("directories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("organization_id", ID, nullable=False),
+    sa.Column("user_name", sa.String(320), nullable=False),
+    sa.Column("user_name_lower", sa.String(320), nullable=False),
+    sa.Column("external_id", sa.String(255), nullable=True),
+    sa.Column("email", sa.String(320), nullable=True),
+    sa.Column("first_name", sa.String(200), nullable=True),
+    sa.Column("last_name", sa.String(200), nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("resource", sa.JSON(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("directory_id", "user_name_lower", name="uq_directory_users_user_name"),
+    sa.Index("ix_directory_users_external_id", "directory_id", "external_id"),
+    sa.Index("ix_directory_users_email", "directory_id", "email"),
+    sa.Index("ix_directory_users_org_email", "organization_id", "email"),
+)
+
+directory_groups = sa.Table(
+    "directory_groups",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column(
+        "directory_id",
+        ID,
+        sa.ForeignKey("directories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("organization_id", ID, nullable=False),
+    sa.Column("display_name", sa.String(255), nullable=False),
+    sa.Column("display_name_lower", sa.String(255), nullable=False),
+    sa.Column("external_id", sa.String(255), nullable=True),
+    sa.Column("resource", sa.JSON(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_directory_groups_name", "directory_id", "display_name_lower"),
+    sa.Index("ix_directory_groups_external_id", "directory_id", "external_id"),
+)
+
+directory_group_members = sa.Table(
+    "directory_group_members",
+    metadata,
+    sa.Column(
+        "group_id",
+        ID,
+        sa.ForeignKey("directory_groups.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "user_id",
+        ID,
+        sa.ForeignKey("directory_users.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("directory_id", ID, nullable=False),
+    sa.Index("ix_directory_group_members_user", "user_id"),
+)
+
+scim_requests = sa.Table(
+    "scim_requests",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("directory_id", ID, nullable=False),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("path", sa.String(300), nullable=False),
+    sa.Column("status", sa.Integer(), nullable=False),
+    sa.Column("error", sa.String(500), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_scim_requests_directory", "directory_id", "id"),
 )
