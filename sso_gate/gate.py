@@ -12,10 +12,12 @@ from sso_gate._time import Clock, utcnow
 from sso_gate.models import Profile
 from sso_gate.services._runtime import Runtime
 from sso_gate.services.connections import ConnectionsService
+from sso_gate.services.directories import DirectoriesService
 from sso_gate.services.events import EventsService, Subscriber
 from sso_gate.services.organizations import OrganizationsService
 from sso_gate.services.routing import RoutingService
 from sso_gate.services.saml_flow import SAMLFlow
+from sso_gate.services.scim import DeprovisionHook, SCIMService
 from sso_gate.services.sessions import SessionsService
 from sso_gate.services.sso import SSOService
 from sso_gate.settings import Settings
@@ -66,6 +68,10 @@ class SSOGate:
         self.sessions = SessionsService(self._rt, self.events)
         self.sso = SSOService(self._rt, self.connections, self.events)
         self.saml = SAMLFlow(self._rt, self.connections, self.events, self.sessions)
+        self.directories = DirectoriesService(self._rt, self.events)
+        self.scim = SCIMService(
+            self._rt, self.events, self.sessions, self.directories.scim_base_url
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> SSOGate:
@@ -86,6 +92,12 @@ class SSOGate:
         """Decorator: ``fn(profile, request)`` runs after every verified SSO login. It may create
         the app's own session and return a response; return None for the default redirect."""
         self.login_hook = fn
+        return fn
+
+    def on_deprovision(self, fn: DeprovisionHook) -> DeprovisionHook:
+        """Decorator: ``fn(directory_user)`` runs after a directory deactivates or deletes a
+        user (their gate sessions are already revoked); e.g. lock the app's own account."""
+        self.scim.on_deprovision(fn)
         return fn
 
     def on(self, pattern: str) -> Callable[[S], S]:

@@ -28,6 +28,10 @@ __all__ = [
     "OIDC_CONNECTION_TYPES",
     "SAML_CONNECTION_TYPES",
     "SAMLConfig",
+    "DIRECTORY_TYPES",
+    "Directory",
+    "DirectoryUser",
+    "DirectoryGroup",
 ]
 
 SSOPolicy = Literal["required", "optional"]
@@ -78,6 +82,9 @@ class Organization:
     created_at: datetime
     updated_at: datetime
     external_id: str | None = None
+    # group -> role, in priority order (first match is the primary role); and the fallback role
+    role_mapping: tuple[tuple[str, str], ...] = ()
+    default_role: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +92,8 @@ class Organization:
             "id": self.id,
             "name": self.name,
             "sso_policy": self.sso_policy,
+            "role_mapping": [{"group": g, "role": r} for g, r in self.role_mapping],
+            "default_role": self.default_role,
             "external_id": self.external_id,
             "domains": [d.to_dict() for d in self.domains],
             "created_at": isoformat(self.created_at),
@@ -250,10 +259,12 @@ class Profile:
     roles: tuple[str, ...] = ()
     raw_attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
     custom_attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
+    directory_user_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "object": "profile",
+            "directory_user_id": self.directory_user_id,
             "id": self.id,
             "idp_id": self.idp_id,
             "email": self.email,
@@ -286,6 +297,7 @@ class Profile:
             roles=tuple(r["slug"] if isinstance(r, dict) else r for r in data.get("roles") or ()),
             raw_attributes=dict(data.get("raw_attributes") or {}),
             custom_attributes=dict(data.get("custom_attributes") or {}),
+            directory_user_id=data.get("directory_user_id"),
         )
 
 
@@ -359,3 +371,111 @@ class RoutingDecision:
     @property
     def sso_required(self) -> bool:
         return self.sso_policy == "required" and self.connection_id is not None
+
+
+# WorkOS directory types served over SCIM.
+DIRECTORY_TYPES: tuple[str, ...] = (
+    "generic scim v2.0",
+    "okta scim v2.0",
+    "azure scim v2.0",
+    "onelogin scim v2.0",
+    "jump cloud scim v2.0",
+    "pingfederate scim v2.0",
+    "rippling scim v2.0",
+    "cyberark scim v2.0",
+    "jumpcloud scim v2.0",
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Directory:
+    """A SCIM directory of an organization. The bearer token is never part of it."""
+
+    id: str
+    organization_id: str
+    name: str
+    type: str
+    state: Literal["linked", "unlinked"]
+    token_hint: str | None
+    created_at: datetime
+    updated_at: datetime
+    deprovision_blocks_sso: bool = True
+
+    def to_dict(self, scim_base_url: str | None = None) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "object": "directory",
+            "id": self.id,
+            "organization_id": self.organization_id,
+            "name": self.name,
+            "type": self.type,
+            "state": self.state,
+            "token_hint": self.token_hint,
+            "deprovision_blocks_sso": self.deprovision_blocks_sso,
+            "created_at": isoformat(self.created_at),
+            "updated_at": isoformat(self.updated_at),
+        }
+        if scim_base_url is not None:
+            data["scim_base_url"] = scim_base_url
+        return data
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DirectoryGroup:
+    id: str
+    directory_id: str
+    organization_id: str
+    idp_id: str | None
+    name: str
+    raw_attributes: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "object": "directory_group",
+            "id": self.id,
+            "idp_id": self.idp_id,
+            "directory_id": self.directory_id,
+            "organization_id": self.organization_id,
+            "name": self.name,
+            "raw_attributes": self.raw_attributes,
+            "created_at": isoformat(self.created_at),
+            "updated_at": isoformat(self.updated_at),
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DirectoryUser:
+    id: str
+    directory_id: str
+    organization_id: str
+    idp_id: str | None
+    username: str
+    email: str | None
+    first_name: str | None
+    last_name: str | None
+    state: Literal["active", "inactive"]
+    custom_attributes: dict[str, Any]
+    raw_attributes: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    groups: tuple[DirectoryGroup, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "object": "directory_user",
+            "id": self.id,
+            "idp_id": self.idp_id,
+            "directory_id": self.directory_id,
+            "organization_id": self.organization_id,
+            "username": self.username,
+            "email": self.email,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "state": self.state,
+            "custom_attributes": self.custom_attributes,
+            "raw_attributes": self.raw_attributes,
+            "groups": [g.to_dict() for g in self.groups],
+            "created_at": isoformat(self.created_at),
+            "updated_at": isoformat(self.updated_at),
+        }

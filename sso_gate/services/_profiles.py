@@ -3,9 +3,12 @@ build the normalized :class:`Profile`."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
+
+import sqlalchemy as sa
 
 from sso_gate._domains import email_domain, normalize_email
 from sso_gate._ids import new_id
@@ -14,6 +17,13 @@ from sso_gate.models import Connection, Profile
 from sso_gate.services._runtime import Runtime
 from sso_gate.services.events import EventsService
 from sso_gate.store import repositories as repo
+from sso_gate.store.tables import (
+    directories,
+    directory_group_members,
+    directory_groups,
+    directory_users,
+    organizations,
+)
 
 __all__ = ["build_profile", "record_success", "record_failure"]
 
@@ -87,6 +97,7 @@ async def build_profile(
                     f"email domain {domain} is not a domain of this organization",
                     code="email_domain_mismatch",
                 )
+        link = await _directory_link(conn, connection.organization_id, idp_id, email)
         profile_id = await repo.upsert_profile(
             conn,
             new_id=new_id("prof"),
@@ -105,9 +116,81 @@ async def build_profile(
         organization_id=connection.organization_id,
         connection_id=connection.id,
         connection_type=connection.connection_type,
-        groups=tuple(groups),
-        role=role,
-        roles=tuple(roles),
+        groups=tuple(dict.fromkeys([*groups, *link.groups])),
+        role=link.role or role,
+        roles=tuple(dict.fromkeys([*link.roles, *roles])),
         raw_attributes=raw_attributes,
         custom_attributes=custom_attributes,
+        directory_user_id=link.user_id,
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Link:
+    user_id: str | None = None
+    groups: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    role: str | None = None
+
+
+async def _directory_link(conn: Any, organization_id: str, idp_id: str, email: str) -> _Link:
+    """Link the SSO identity to its directory user (by IdP id, then by the verified email); add
+    the user's directory groups and the organization's mapped roles. A user the directory has
+    deactivated or deleted is refused when the directory says so (``deprovision_blocks_sso``)."""
+    dirs = (
+        await conn.execute(
+            sa.select(directories.c.settings).where(
+                directories.c.organization_id == organization_id
+            )
+        )
+    ).all()
+    org = (
+        await conn.execute(
+            sa.select(organizations.c.settings).where(organizations.c.id == organization_id)
+        )
+    ).scalar_one_or_none() or {}
+    mapping = [(m["group"], m["role"]) for m in org.get("role_mapping") or []]
+    default_role = org.get("default_role")
+    if not dirs:
+        return _Link(roles=(default_role,) if default_role else (), role=default_role)
+    blocks = any((d[0] or {}).get("deprovision_blocks_sso", True) for d in dirs)
+    row = None
+    for cond in (
+        directory_users.c.external_id == idp_id,
+        directory_users.c.email == email.lower(),
+    ):
+        stmt = (
+            sa.select(directory_users.c.id, directory_users.c.state)
+            .where(directory_users.c.organization_id == organization_id, cond)
+            .order_by(directory_users.c.state.asc())  # "active" before "deleted"/"inactive"
+        )
+        row = (await conn.execute(stmt)).first()
+        if row is not None:
+            break
+    if row is not None and row.state != "active":
+        if blocks:
+            raise TokenValidationError(
+                "this user was deprovisioned by the organization's directory",
+                code="user_deprovisioned",
+            )
+        row = None
+    groups: tuple[str, ...] = ()
+    if row is not None:
+        names = await conn.execute(
+            sa.select(directory_groups.c.display_name)
+            .join(
+                directory_group_members, directory_group_members.c.group_id == directory_groups.c.id
+            )
+            .where(directory_group_members.c.user_id == row.id)
+            .order_by(directory_groups.c.display_name)
+        )
+        groups = tuple(n[0] for n in names.all())
+    roles = tuple(dict.fromkeys(r for g, r in mapping if g in groups))
+    if not roles and default_role:
+        roles = (default_role,)
+    return _Link(
+        user_id=row.id if row is not None else None,
+        groups=groups,
+        roles=roles,
+        role=roles[0] if roles else None,
     )

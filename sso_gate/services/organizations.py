@@ -48,10 +48,19 @@ def _claimable(domain: str, field: str) -> str:
     return d
 
 
+def _mapping(row: repo.Row) -> tuple[tuple[tuple[str, str], ...], str | None]:
+    settings = row.get("settings") or {}
+    pairs = tuple((m["group"], m["role"]) for m in settings.get("role_mapping") or [])
+    return pairs, settings.get("default_role")
+
+
 def organization_from_rows(row: repo.Row, domain_rows: Iterable[repo.Row]) -> Organization:
+    role_mapping, default_role = _mapping(row)
     return Organization(
         id=row["id"],
         name=row["name"],
+        role_mapping=role_mapping,
+        default_role=default_role,
         sso_policy=row["sso_policy"],
         external_id=row["external_id"],
         created_at=row["created_at"],
@@ -242,6 +251,45 @@ class OrganizationsService:
                 )
             org = await self._load(conn, organization_id)
         self._routing.invalidate([d])
+        return org
+
+    async def set_role_mapping(
+        self,
+        organization_id: str,
+        mapping: Sequence[tuple[str, str]],
+        default_role: str | None = None,
+    ) -> Organization:
+        """Directory group -> role, in priority order: an SSO user's roles are the roles of their
+        directory groups (first match = ``role``), else ``default_role``. Guards check them."""
+        pairs = []
+        for item in mapping:
+            if (
+                not isinstance(item, tuple | list)
+                or len(item) != 2
+                or not all(isinstance(x, str) and x.strip() and len(x) <= 200 for x in item)
+            ):
+                raise ValidationError(
+                    "role_mapping entries are (group, role) strings", field="role_mapping"
+                )
+            pairs.append({"group": item[0], "role": item[1]})
+        if default_role is not None and (
+            not isinstance(default_role, str) or not default_role.strip()
+        ):
+            raise ValidationError("default_role must be a non-empty string", field="default_role")
+        async with self._rt.transaction() as conn:
+            row = await repo.get_by_id(conn, organizations, organization_id)
+            if row is None:
+                raise NotFoundError(f"organization {organization_id!r} not found")
+            settings = dict(row["settings"] or {})
+            settings["role_mapping"] = pairs
+            settings["default_role"] = default_role
+            await repo.update_by_id(
+                conn,
+                organizations,
+                organization_id,
+                {"settings": settings, "updated_at": self._rt.clock()},
+            )
+            org = await self._load(conn, organization_id)
         return org
 
     async def delete(self, organization_id: str) -> None:

@@ -65,6 +65,7 @@ organizations = sa.Table(
     sa.Column("external_id", sa.String(200), nullable=True, unique=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("settings", sa.JSON(), nullable=True),
 )
 
 organization_domains = sa.Table(

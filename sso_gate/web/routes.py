@@ -152,6 +152,7 @@ class _Guarded:
 def build_router(gate: SSOGate) -> _Guarded:
     from sso_gate.web.routes_api import api_routes
     from sso_gate.web.routes_saml import saml_routes
+    from sso_gate.web.routes_scim import scim_routes
 
     s = gate.settings
 
@@ -230,6 +231,7 @@ def build_router(gate: SSOGate) -> _Guarded:
         Route("/sso/logout", logout, methods=["POST"]),
         Route("/sso/me", me, methods=["GET"]),
         *saml_routes(gate),
+        *scim_routes(gate),
         Mount("/api", app=Router(routes=api_routes(gate), default=not_found)),
     ]
     return _Guarded(

@@ -171,6 +171,25 @@ def api_routes(gate: SSOGate) -> list[BaseRoute]:
         org = await gate.organizations.add_domain(request.path_params["id"], _str(data, "domain"))
         return json_response(org.to_dict(), 201)
 
+    async def set_role_mapping(request: Request) -> Response:
+        data = await _json_body(request, s.max_api_body)
+        items = data.get("role_mapping", [])
+        if not isinstance(items, list) or not all(
+            isinstance(i, dict)
+            and isinstance(i.get("group"), str)
+            and isinstance(i.get("role"), str)
+            for i in items
+        ):
+            raise ValidationError(
+                "role_mapping must be a list of {group, role}", field="role_mapping"
+            )
+        org = await gate.organizations.set_role_mapping(
+            request.path_params["id"],
+            [(i["group"], i["role"]) for i in items],
+            _str(data, "default_role", required=False),
+        )
+        return json_response(org.to_dict())
+
     async def remove_domain(request: Request) -> Response:
         org = await gate.organizations.remove_domain(
             request.path_params["id"], request.path_params["domain"]
@@ -305,6 +324,90 @@ def api_routes(gate: SSOGate) -> list[BaseRoute]:
         conn = await gate.connections.deactivate(request.path_params["id"])
         return json_response(public(conn))
 
+    # -- directories (WorkOS paths) ------------------------------------------------------------
+
+    def directory_out(d: Any, token: str | None = None) -> dict[str, Any]:
+        data: dict[str, Any] = d.to_dict(gate.directories.scim_base_url(d.id))
+        if token is not None:
+            data["bearer_token"] = token  # shown once
+        return data
+
+    async def create_directory(request: Request) -> Response:
+        data = await _json_body(request, s.max_api_body)
+        opts: dict[str, Any] = {}
+        if "deprovision_blocks_sso" in data:
+            if not isinstance(data["deprovision_blocks_sso"], bool):
+                raise ValidationError(
+                    "deprovision_blocks_sso must be true or false", field="deprovision_blocks_sso"
+                )
+            opts["deprovision_blocks_sso"] = data["deprovision_blocks_sso"]
+        d, token = await gate.directories.create(
+            _str(data, "organization_id"),
+            name=_str(data, "name", required=False),
+            type=_str(data, "type", required=False) or "generic scim v2.0",
+            **opts,
+        )
+        return json_response(directory_out(d, token), 201)
+
+    async def list_directories(request: Request) -> Response:
+        page = await gate.directories.list(
+            organization_id=request.query_params.get("organization_id"), **_page_args(request)
+        )
+        return json_response(
+            {
+                "object": "list",
+                "data": [directory_out(d) for d in page.data],
+                "list_metadata": {"before": page.before, "after": page.after},
+            }
+        )
+
+    async def get_directory(request: Request) -> Response:
+        return json_response(directory_out(await gate.directories.get(request.path_params["id"])))
+
+    async def delete_directory(request: Request) -> Response:
+        await gate.directories.delete(request.path_params["id"])
+        return Response(status_code=204)
+
+    async def rotate_token(request: Request) -> Response:
+        token = await gate.directories.rotate_token(request.path_params["id"])
+        return json_response(
+            directory_out(await gate.directories.get(request.path_params["id"]), token)
+        )
+
+    async def revoke_tokens(request: Request) -> Response:
+        await gate.directories.revoke_tokens(request.path_params["id"])
+        return json_response(directory_out(await gate.directories.get(request.path_params["id"])))
+
+    async def directory_users_list(request: Request) -> Response:
+        q = request.query_params
+        page = await gate.directories.list_users(
+            directory_id=request.path_params.get("id") or q.get("directory"),
+            group_id=q.get("group"),
+            organization_id=q.get("organization_id"),
+            email=q.get("email"),
+            state=q.get("state"),
+            **_page_args(request),
+        )
+        return json_response(page.to_dict())
+
+    async def directory_groups_list(request: Request) -> Response:
+        q = request.query_params
+        page = await gate.directories.list_groups(
+            directory_id=request.path_params.get("id") or q.get("directory"),
+            user_id=q.get("user"),
+            organization_id=q.get("organization_id"),
+            **_page_args(request),
+        )
+        return json_response(page.to_dict())
+
+    async def directory_user(request: Request) -> Response:
+        return json_response((await gate.directories.get_user(request.path_params["id"])).to_dict())
+
+    async def directory_group(request: Request) -> Response:
+        return json_response(
+            (await gate.directories.get_group(request.path_params["id"])).to_dict()
+        )
+
     async def openapi(request: Request) -> Response:
         return json_response(openapi_document(s.gate_url("/api")))
 
@@ -316,6 +419,7 @@ def api_routes(gate: SSOGate) -> list[BaseRoute]:
         Route("/organizations/{id}", endpoint(update_org), methods=["PUT"]),
         Route("/organizations/{id}", endpoint(delete_org), methods=["DELETE"]),
         Route("/organizations/{id}/domains", endpoint(add_domain), methods=["POST"]),
+        Route("/organizations/{id}/role_mapping", endpoint(set_role_mapping), methods=["PUT"]),
         Route("/organizations/{id}/domains/{domain}", endpoint(remove_domain), methods=["DELETE"]),
         Route("/connections", endpoint(list_connections), methods=["GET"]),
         Route("/connections", endpoint(create_connection), methods=["POST"]),
@@ -324,5 +428,17 @@ def api_routes(gate: SSOGate) -> list[BaseRoute]:
         Route("/connections/{id}/activate", endpoint(activate), methods=["POST"]),
         Route("/connections/{id}/deactivate", endpoint(deactivate), methods=["POST"]),
         Route("/connections/{id}/saml_idp", endpoint(update_saml), methods=["PUT"]),
+        Route("/directories", endpoint(list_directories), methods=["GET"]),
+        Route("/directories", endpoint(create_directory), methods=["POST"]),
+        Route("/directories/{id}", endpoint(get_directory), methods=["GET"]),
+        Route("/directories/{id}", endpoint(delete_directory), methods=["DELETE"]),
+        Route("/directories/{id}/rotate_token", endpoint(rotate_token), methods=["POST"]),
+        Route("/directories/{id}/revoke_tokens", endpoint(revoke_tokens), methods=["POST"]),
+        Route("/directories/{id}/users", endpoint(directory_users_list), methods=["GET"]),
+        Route("/directories/{id}/groups", endpoint(directory_groups_list), methods=["GET"]),
+        Route("/directory_users", endpoint(directory_users_list), methods=["GET"]),
+        Route("/directory_users/{id}", endpoint(directory_user), methods=["GET"]),
+        Route("/directory_groups", endpoint(directory_groups_list), methods=["GET"]),
+        Route("/directory_groups/{id}", endpoint(directory_group), methods=["GET"]),
         Route("/connections/{id}/refresh_metadata", endpoint(refresh_metadata), methods=["POST"]),
     ]

@@ -1,4 +1,5 @@
-"""Directories (SCIM), directory users and groups, group membership, SCIM request log.
+"""Directories (SCIM), directory users and groups, group membership, SCIM request log,
+organization settings.
 
 Revision ID: 0002
 Revises: 0001
@@ -21,6 +22,8 @@ ID = sa.String(64)
 
 
 def upgrade() -> None:
+    # organization-level settings: group -> role mapping, directory-linked SSO
+    op.add_column("organizations", sa.Column("settings", sa.JSON(), nullable=True))
     op.create_table(
         "directories",
         sa.Column("id", ID, primary_key=True),
@@ -124,3 +127,5 @@ def downgrade() -> None:
         "directories",
     ):
         op.drop_table(name)
+    with op.batch_alter_table("organizations") as batch:
+        batch.drop_column("settings")

@@ -1,0 +1,610 @@
+"""SCIM 2.0 operations for one authenticated directory (RFC 7644 §3): list/filter, get, create,
+replace, patch, delete for Users and Groups; events in the same transaction; deprovisioning.
+
+Every query is scoped by ``directory_id``: ids of another directory are simply "not found".
+Group membership lives in its own table, so adding or removing a member touches one row whatever
+the group's size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+import sso_gate.scim.filter as scim_filter
+import sso_gate.scim.patch as scim_patch
+import sso_gate.scim.schema as scim_schema
+from sso_gate._ids import new_id
+from sso_gate.models import Directory, DirectoryUser, Event
+from sso_gate.scim.errors import SCIMError
+from sso_gate.services._runtime import Runtime
+from sso_gate.services._scim_store import (
+    etag,
+    group_columns,
+    group_resource,
+    sort_resources,
+    user_columns,
+    user_resource,
+)
+from sso_gate.services.directories import group_from_row, user_from_row
+from sso_gate.services.events import EventsService
+from sso_gate.services.sessions import SessionsService
+from sso_gate.store import repositories as repo
+from sso_gate.store.tables import directory_group_members, directory_groups, directory_users
+
+__all__ = ["SCIMService", "Kind", "MAX_COUNT", "DeprovisionHook"]
+
+log = logging.getLogger("sso_gate.scim")
+Kind = Literal["Users", "Groups"]
+MAX_COUNT = 1000  # RFC 7644 §3.4.2.4: the server may return fewer than asked
+DeprovisionHook = Callable[[DirectoryUser], Awaitable[None] | None]
+
+
+def _not_found(kind: Kind, rid: str) -> SCIMError:
+    return SCIMError(f"{kind[:-1]} {rid} not found", status=404)
+
+
+def _check_version(row: repo.Row, if_match: str | None) -> None:
+    """RFC 7644 §3.14: a stale ``If-Match`` is 412; ``*`` matches anything."""
+    if if_match is None or if_match.strip() == "*":
+        return
+    wanted = {t.strip() for t in if_match.split(",")}
+    if etag(row["version"]) not in wanted and etag(row["version"])[2:] not in wanted:
+        raise SCIMError(
+            f"resource version is {etag(row['version'])}, If-Match wanted {if_match}",
+            status=412,
+            scim_type="invalidVers",
+        )
+
+
+@dataclasses.dataclass
+class _Tx:
+    conn: AsyncConnection
+    events: list[Event]
+
+
+class SCIMService:
+    def __init__(
+        self,
+        rt: Runtime,
+        events: EventsService,
+        sessions: SessionsService,
+        base_url: Callable[[str], str],
+    ) -> None:
+        self._rt = rt
+        self._events = events
+        self._sessions = sessions
+        self._base_url = base_url
+        self._deprovision_hooks: list[DeprovisionHook] = []
+
+    def on_deprovision(self, fn: DeprovisionHook) -> None:
+        self._deprovision_hooks.append(fn)
+
+    async def log_request(
+        self, directory_id: str, method: str, path: str, status: int, error: str | None
+    ) -> None:
+        """The provisioning request log (shown to the IT admin): writes and failures."""
+        from sso_gate.store.tables import scim_requests
+
+        async with self._rt.transaction() as conn:
+            await repo.insert(
+                conn,
+                scim_requests,
+                {
+                    "id": new_id("scim_request"),
+                    "directory_id": directory_id,
+                    "method": method[:8],
+                    "path": path[:300],
+                    "status": status,
+                    "error": error,
+                    "created_at": self._rt.clock(),
+                },
+            )
+
+    @staticmethod
+    def rtype(kind: Kind) -> Any:
+        return scim_schema.USER_TYPE if kind == "Users" else scim_schema.GROUP_TYPE
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def _user_groups(
+        self, conn: AsyncConnection, user_ids: list[str]
+    ) -> dict[str, list[tuple[str, str]]]:
+        out: dict[str, list[tuple[str, str]]] = {u: [] for u in user_ids}
+        if user_ids:
+            stmt = (
+                sa.select(
+                    directory_group_members.c.user_id,
+                    directory_groups.c.id,
+                    directory_groups.c.display_name,
+                )
+                .join(directory_groups, directory_groups.c.id == directory_group_members.c.group_id)
+                .where(directory_group_members.c.user_id.in_(user_ids))
+            )
+            for uid, gid, name in (await conn.execute(stmt)).all():
+                out[uid].append((gid, name))
+        return out
+
+    async def _group_members(
+        self, conn: AsyncConnection, group_ids: list[str]
+    ) -> dict[str, list[tuple[str, str]]]:
+        out: dict[str, list[tuple[str, str]]] = {g: [] for g in group_ids}
+        if group_ids:
+            stmt = (
+                sa.select(
+                    directory_group_members.c.group_id,
+                    directory_users.c.id,
+                    directory_users.c.user_name,
+                )
+                .join(directory_users, directory_users.c.id == directory_group_members.c.user_id)
+                .where(directory_group_members.c.group_id.in_(group_ids))
+                .order_by(directory_users.c.id)
+            )
+            for gid, uid, name in (await conn.execute(stmt)).all():
+                out[gid].append((uid, name))
+        return out
+
+    async def _resources(
+        self,
+        conn: AsyncConnection,
+        directory: Directory,
+        kind: Kind,
+        rows: list[repo.Row],
+        *,
+        related: bool,
+    ) -> list[dict[str, Any]]:
+        base = self._base_url(directory.id)
+        ids = [r["id"] for r in rows]
+        if kind == "Users":
+            groups = await self._user_groups(conn, ids) if related else {}
+            return [user_resource(r, base, groups.get(r["id"]) if related else None) for r in rows]
+        members = await self._group_members(conn, ids) if related else {}
+        return [group_resource(r, base, members.get(r["id"]) if related else None) for r in rows]
+
+    def _table(self, kind: Kind) -> sa.Table:
+        return directory_users if kind == "Users" else directory_groups
+
+    def _scope(self, kind: Kind, directory: Directory) -> list[sa.ColumnElement[bool]]:
+        table = self._table(kind)
+        conds: list[sa.ColumnElement[bool]] = [table.c.directory_id == directory.id]
+        if kind == "Users":
+            conds.append(directory_users.c.state != "deleted")
+        return conds
+
+    async def _row(
+        self, conn: AsyncConnection, directory: Directory, kind: Kind, rid: str
+    ) -> repo.Row:
+        table = self._table(kind)
+        stmt = sa.select(table).where(table.c.id == rid, *self._scope(kind, directory))
+        row = (await conn.execute(stmt)).first()
+        if row is None:
+            raise _not_found(kind, rid)
+        return row._mapping
+
+    async def get(self, directory: Directory, kind: Kind, rid: str) -> dict[str, Any]:
+        async with self._rt.read() as conn:
+            row = await self._row(conn, directory, kind, rid)
+            return (await self._resources(conn, directory, kind, [row], related=True))[0]
+
+    async def list_resources(
+        self,
+        directory: Directory,
+        kind: Kind,
+        *,
+        filter_text: str | None,
+        start_index: int,
+        count: int,
+        sort_by: str | None,
+        sort_order: str,
+        related: bool,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """(totalResults, the page). Indexed equalities narrow the SQL query; the parsed filter is
+        then evaluated on every candidate, so results never depend on the shortcut."""
+        rtype = self.rtype(kind)
+        table = self._table(kind)
+        conds = self._scope(kind, directory)
+        flt = scim_filter.parse_filter(filter_text) if filter_text else None
+        if flt is not None:
+            for key, value in scim_filter.indexable_equalities(flt, rtype).items():
+                column = {
+                    "userName": "user_name_lower",
+                    "externalId": "external_id",
+                    "id": "id",
+                    "email": "email",
+                    "displayName": "display_name_lower",
+                }.get(key)
+                if key == "active" and kind == "Users":
+                    conds.append(directory_users.c.state == ("active" if value else "inactive"))
+                elif column is not None and column in table.c:
+                    conds.append(table.c[column] == value)
+        count = max(0, min(count, MAX_COUNT))
+        start = max(1, start_index)
+        async with self._rt.read() as conn:
+            if flt is None and sort_by is None:
+                total = (
+                    await conn.execute(sa.select(sa.func.count()).select_from(table).where(*conds))
+                ).scalar_one()
+                stmt = (
+                    sa.select(table)
+                    .where(*conds)
+                    .order_by(table.c.id)
+                    .offset(start - 1)
+                    .limit(count)
+                )
+                rows = [r._mapping for r in (await conn.execute(stmt)).all()]
+                return int(total), await self._resources(
+                    conn, directory, kind, rows, related=related
+                )
+            rows = [
+                r._mapping
+                for r in (
+                    await conn.execute(sa.select(table).where(*conds).order_by(table.c.id))
+                ).all()
+            ]
+            needs_related = related or (
+                filter_text is not None and ("groups" in filter_text or "members" in filter_text)
+            )
+            resources = await self._resources(conn, directory, kind, rows, related=needs_related)
+        if flt is not None:
+            resources = [r for r in resources if scim_filter.evaluate(flt, r, rtype)]
+        if sort_by:
+            resources = sort_resources(resources, sort_by, sort_order)
+        total = len(resources)
+        page = resources[start - 1 : start - 1 + count]
+        if needs_related and not related:
+            for r in page:
+                r.pop("groups" if kind == "Users" else "members", None)
+        return total, page
+
+    # -- writing ------------------------------------------------------------------------------
+
+    async def _uniqueness(
+        self,
+        conn: AsyncConnection,
+        directory: Directory,
+        kind: Kind,
+        cols: dict[str, Any],
+        exclude: str | None,
+    ) -> None:
+        if kind != "Users":
+            return
+        stmt = sa.select(directory_users.c.id).where(
+            directory_users.c.directory_id == directory.id,
+            directory_users.c.user_name_lower == cols["user_name_lower"],
+            directory_users.c.state != "deleted",
+        )
+        found = (await conn.execute(stmt)).scalar_one_or_none()
+        if found is not None and found != exclude:
+            raise SCIMError(
+                f"userName {cols['user_name']!r} is already taken in this directory",
+                status=409,
+                scim_type="uniqueness",
+            )
+
+    async def _set_members(
+        self, tx: _Tx, directory: Directory, group: repo.Row, add: list[str], remove: list[str]
+    ) -> None:
+        """Add/remove membership rows one by one (no rewrite of the group); events per change."""
+        gid = group["id"]
+        valid = set()
+        if add:
+            stmt = sa.select(directory_users.c.id).where(
+                directory_users.c.directory_id == directory.id,
+                directory_users.c.id.in_(add),
+                directory_users.c.state != "deleted",
+            )
+            valid = {r[0] for r in (await tx.conn.execute(stmt)).all()}
+            unknown = [u for u in add if u not in valid]
+            if unknown:
+                raise SCIMError(
+                    f"members {unknown[:5]} are not users of this directory",
+                    scim_type="invalidValue",
+                )
+        existing_stmt = sa.select(directory_group_members.c.user_id).where(
+            directory_group_members.c.group_id == gid,
+            directory_group_members.c.user_id.in_(list(set(add) | set(remove))),
+        )
+        present = {r[0] for r in (await tx.conn.execute(existing_stmt)).all()}
+        group_dict = group_from_row(group).to_dict()
+        for uid in dict.fromkeys(add):
+            if uid in present:
+                continue
+            await repo.insert(
+                tx.conn,
+                directory_group_members,
+                {"group_id": gid, "user_id": uid, "directory_id": directory.id},
+            )
+            await self._member_event(tx, directory, "dsync.group.user_added", uid, group_dict)
+        for uid in dict.fromkeys(remove):
+            if uid not in present:
+                continue
+            await tx.conn.execute(
+                sa.delete(directory_group_members).where(
+                    directory_group_members.c.group_id == gid,
+                    directory_group_members.c.user_id == uid,
+                )
+            )
+            await self._member_event(tx, directory, "dsync.group.user_removed", uid, group_dict)
+
+    async def _member_event(
+        self, tx: _Tx, directory: Directory, event: str, uid: str, group: dict[str, Any]
+    ) -> None:
+        row = await repo.get_by_id(tx.conn, directory_users, uid)
+        user = user_from_row(row).to_dict() if row is not None else {"id": uid}
+        tx.events.append(
+            await self._events.record(
+                tx.conn,
+                event,
+                {"directory_id": directory.id, "user": user, "group": group},
+                directory.organization_id,
+            )
+        )
+
+    async def _after(self, tx: _Tx, deprovisioned: list[DirectoryUser]) -> None:
+        await self._events.dispatch(tx.events)
+        for user in deprovisioned:
+            if user.email:
+                try:
+                    await self._sessions.revoke_user(user.organization_id, email=user.email)
+                except Exception:  # pragma: no cover - logged, the SCIM change stands
+                    log.exception("revoking sessions of %s failed", user.id)
+            for hook in self._deprovision_hooks:
+                try:
+                    result = hook(user)
+                    if result is not None:
+                        await result
+                except Exception:
+                    log.exception("deprovision hook %r failed for %s", hook, user.id)
+
+    async def create(self, directory: Directory, kind: Kind, body: Any) -> dict[str, Any]:
+        rtype = self.rtype(kind)
+        resource = scim_schema.validate_resource(rtype, body)
+        members = (
+            [m.get("value") for m in resource.pop("members", []) or [] if isinstance(m, dict)]
+            if kind == "Groups"
+            else []
+        )
+        resource.pop("groups", None)
+        now = self._rt.clock()
+        rid = new_id("directory_user" if kind == "Users" else "directory_group")
+        cols = user_columns(resource) if kind == "Users" else group_columns(resource)
+        try:
+            async with self._rt.transaction() as conn:
+                tx = _Tx(conn, [])
+                await self._uniqueness(conn, directory, kind, cols, None)
+                await repo.insert(
+                    conn,
+                    self._table(kind),
+                    {
+                        "id": rid,
+                        "directory_id": directory.id,
+                        "organization_id": directory.organization_id,
+                        **cols,
+                        "resource": resource,
+                        "version": 1,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
+                )
+                row = await self._row(conn, directory, kind, rid)
+                if kind == "Users":
+                    tx.events.append(
+                        await self._events.record(
+                            conn,
+                            "dsync.user.created",
+                            user_from_row(row).to_dict(),
+                            directory.organization_id,
+                        )
+                    )
+                else:
+                    tx.events.append(
+                        await self._events.record(
+                            conn,
+                            "dsync.group.created",
+                            group_from_row(row).to_dict(),
+                            directory.organization_id,
+                        )
+                    )
+                    await self._set_members(
+                        tx, directory, row, [m for m in members if isinstance(m, str)], []
+                    )
+                out = (await self._resources(conn, directory, kind, [row], related=True))[0]
+        except IntegrityError:
+            raise SCIMError(
+                "a resource with these unique attributes already exists",
+                status=409,
+                scim_type="uniqueness",
+            ) from None
+        await self._after(tx, [])
+        return out
+
+    async def replace(
+        self, directory: Directory, kind: Kind, rid: str, body: Any, if_match: str | None
+    ) -> dict[str, Any]:
+        rtype = self.rtype(kind)
+        async with self._rt.read() as conn:
+            current = await self._row(conn, directory, kind, rid)
+            existing = (await self._resources(conn, directory, kind, [current], related=False))[0]
+        resource = scim_schema.validate_resource(rtype, body, existing=existing)
+        members = resource.pop("members", None) if kind == "Groups" else None
+        resource.pop("groups", None)
+        return await self._store(directory, kind, rid, resource, if_match, replace_members=members)
+
+    async def patch(
+        self, directory: Directory, kind: Kind, rid: str, body: Any, if_match: str | None
+    ) -> dict[str, Any]:
+        rtype = self.rtype(kind)
+        async with self._rt.read() as conn:
+            current = await self._row(conn, directory, kind, rid)
+            existing = (await self._resources(conn, directory, kind, [current], related=False))[0]
+        result = scim_patch.apply_patch(rtype, existing, body)
+        resource = {
+            k: v for k, v in result.resource.items() if k not in ("id", "meta", "groups", "members")
+        }
+        mc = result.members
+        if not result.changed and not mc.added and not mc.removed and mc.replaced is None:
+            _check_version(current, if_match)
+            return await self.get(directory, kind, rid)  # no-op PATCH (Entra sends these)
+        replaced = None if mc.replaced is None else [{"value": v} for v in mc.replaced]
+        return await self._store(
+            directory,
+            kind,
+            rid,
+            resource,
+            if_match,
+            replace_members=replaced,
+            add=list(mc.added),
+            remove=list(mc.removed),
+            attributes_changed=result.changed,
+        )
+
+    async def _store(
+        self,
+        directory: Directory,
+        kind: Kind,
+        rid: str,
+        resource: dict[str, Any],
+        if_match: str | None,
+        *,
+        replace_members: Any = None,
+        add: list[str] | None = None,
+        remove: list[str] | None = None,
+        attributes_changed: bool = True,
+    ) -> dict[str, Any]:
+        now = self._rt.clock()
+        cols = user_columns(resource) if kind == "Users" else group_columns(resource)
+        deprovisioned: list[DirectoryUser] = []
+        try:
+            async with self._rt.transaction() as conn:
+                tx = _Tx(conn, [])
+                row = await self._row(conn, directory, kind, rid)
+                _check_version(row, if_match)
+                await self._uniqueness(conn, directory, kind, cols, rid)
+                if attributes_changed:
+                    await repo.update_by_id(
+                        conn,
+                        self._table(kind),
+                        rid,
+                        {
+                            **cols,
+                            "resource": resource,
+                            "version": row["version"] + 1,
+                            "updated_at": now,
+                        },
+                    )
+                new = await self._row(conn, directory, kind, rid)
+                if kind == "Users" and attributes_changed:
+                    user = user_from_row(new)
+                    data = user.to_dict()
+                    data["previous_attributes"] = _diff(row, new)
+                    tx.events.append(
+                        await self._events.record(
+                            conn, "dsync.user.updated", data, directory.organization_id
+                        )
+                    )
+                    if row["state"] == "active" and new["state"] == "inactive":
+                        deprovisioned.append(user)
+                elif kind == "Groups":
+                    if attributes_changed:
+                        tx.events.append(
+                            await self._events.record(
+                                conn,
+                                "dsync.group.updated",
+                                group_from_row(new).to_dict(),
+                                directory.organization_id,
+                            )
+                        )
+                    adds, removes = list(add or []), list(remove or [])
+                    if replace_members is not None:
+                        wanted: list[str] = [
+                            m["value"]
+                            for m in replace_members
+                            if isinstance(m, dict) and isinstance(m.get("value"), str)
+                        ]
+                        have = (await self._group_members(conn, [rid]))[rid]
+                        have_ids = [u for u, _ in have]
+                        adds += [u for u in wanted if u not in have_ids]
+                        removes += [u for u in have_ids if u not in wanted]
+                    if adds or removes:
+                        await self._set_members(tx, directory, new, adds, removes)
+                        if not attributes_changed:
+                            await repo.update_by_id(
+                                conn,
+                                directory_groups,
+                                rid,
+                                {"version": row["version"] + 1, "updated_at": now},
+                            )
+                            new = await self._row(conn, directory, kind, rid)
+                out = (await self._resources(conn, directory, kind, [new], related=True))[0]
+        except IntegrityError:
+            raise SCIMError(
+                "a resource with these unique attributes already exists",
+                status=409,
+                scim_type="uniqueness",
+            ) from None
+        await self._after(tx, deprovisioned)
+        return out
+
+    async def delete(
+        self, directory: Directory, kind: Kind, rid: str, if_match: str | None
+    ) -> None:
+        """Users become tombstones (state ``deleted``: gone from SCIM and the API, but an SSO
+        login of theirs is still recognised and refused); groups are removed."""
+        now = self._rt.clock()
+        deprovisioned: list[DirectoryUser] = []
+        async with self._rt.transaction() as conn:
+            tx = _Tx(conn, [])
+            row = await self._row(conn, directory, kind, rid)
+            _check_version(row, if_match)
+            if kind == "Users":
+                user = user_from_row(row)
+                await conn.execute(
+                    sa.delete(directory_group_members).where(
+                        directory_group_members.c.user_id == rid
+                    )
+                )
+                await repo.update_by_id(
+                    conn,
+                    directory_users,
+                    rid,
+                    {
+                        "state": "deleted",
+                        "user_name_lower": f"deleted:{rid}",
+                        "version": row["version"] + 1,
+                        "updated_at": now,
+                    },
+                )
+                data = dataclasses.replace(user, state="inactive").to_dict()
+                tx.events.append(
+                    await self._events.record(
+                        conn, "dsync.user.deleted", data, directory.organization_id
+                    )
+                )
+                if row["state"] == "active":
+                    deprovisioned.append(dataclasses.replace(user, state="inactive"))
+            else:
+                group = group_from_row(row).to_dict()
+                await conn.execute(
+                    sa.delete(directory_group_members).where(
+                        directory_group_members.c.group_id == rid
+                    )
+                )
+                await repo.delete_by_id(conn, directory_groups, rid)
+                tx.events.append(
+                    await self._events.record(
+                        conn, "dsync.group.deleted", group, directory.organization_id
+                    )
+                )
+        await self._after(tx, deprovisioned)
+
+
+def _diff(old: repo.Row, new: repo.Row) -> dict[str, Any]:
+    """Previous values of the changed top-level attributes (WorkOS ``previous_attributes``)."""
+    a, b = dict(old["resource"] or {}), dict(new["resource"] or {})
+    return {k: a.get(k) for k in set(a) | set(b) if a.get(k) != b.get(k)}

@@ -1,0 +1,328 @@
+"""SCIM 2.0 endpoints (RFC 7644) at ``{prefix}/scim/v2/{directory_id}/``.
+
+Every response is ``application/scim+json``; every error is an RFC 7644 §3.12 body. The bearer
+token is checked against the directory in the URL, and every query is scoped to it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from sso_gate.exceptions import AuthenticationError, SSOGateError
+from sso_gate.models import Directory
+from sso_gate.scim import schema as scim_schema
+from sso_gate.scim.errors import SCIMError
+from sso_gate.services.scim import Kind
+
+if TYPE_CHECKING:
+    from sso_gate.gate import SSOGate
+
+__all__ = ["scim_routes", "scim_response"]
+
+MEDIA = "application/scim+json"
+LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+
+
+def scim_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = b"" if data is None else json.dumps(data, separators=(",", ":")).encode()
+    return Response(
+        body, status_code=status, media_type=MEDIA if data is not None else None, headers=headers
+    )
+
+
+def _error(exc: SSOGateError) -> Response:
+    if isinstance(exc, SCIMError):
+        err = exc
+    else:
+        err = SCIMError(exc.message, status=exc.http_status)
+    headers = {"WWW-Authenticate": 'Bearer realm="scim"'} if err.http_status == 401 else None
+    return scim_response(err.to_scim(), err.http_status, headers)
+
+
+def _int(q: Any, name: str, default: int) -> int:
+    raw = q.get(name)
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.lstrip("-").isdigit()) or len(raw) > 12:
+        raise SCIMError(f"{name} must be an integer", scim_type="invalidValue")
+    return int(raw)
+
+
+def _csv(q: Any, name: str) -> list[str] | None:
+    raw = q.get(name)
+    return [x.strip() for x in raw.split(",") if x.strip()] if raw else None
+
+
+async def _body(request: Request, limit: int) -> Any:
+    declared = request.headers.get("content-length")
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise SCIMError(f"request body is larger than {limit} bytes", status=413)
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            raise SCIMError(f"request body is larger than {limit} bytes", status=413)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise SCIMError("the request body is not valid JSON", scim_type="invalidSyntax") from None
+
+
+def scim_routes(gate: SSOGate) -> list[BaseRoute]:
+    s = gate.settings
+
+    async def auth(request: Request) -> Directory:
+        return await gate.directories.authenticate(
+            request.path_params["directory_id"], request.headers.get("authorization")
+        )
+
+    def base(directory_id: str) -> str:
+        return gate.directories.scim_base_url(directory_id)
+
+    async def log_request(
+        request: Request, directory_id: str, status: int, error: str | None
+    ) -> None:
+        try:
+            await gate.scim.log_request(
+                directory_id, request.method, request.url.path, status, error
+            )
+        except SSOGateError:
+            pass
+
+    def handler(fn: Any, *, mutating: bool = False) -> Any:
+        async def wrapped(request: Request) -> Response:
+            directory_id = request.path_params["directory_id"]
+            try:
+                directory = await auth(request)
+                response: Response = await fn(request, directory)
+            except AuthenticationError as exc:
+                return _error(exc)
+            except SSOGateError as exc:
+                response = _error(exc)
+                if mutating or response.status_code >= 400:
+                    await log_request(
+                        request, directory_id, response.status_code, exc.message[:500]
+                    )
+                return response
+            if mutating:
+                await log_request(request, directory_id, response.status_code, None)
+            return response
+
+        return wrapped
+
+    # -- discovery (RFC 7644 §4) ---------------------------------------------------------------
+
+    async def spc(request: Request, d: Directory) -> Response:
+        return scim_response(
+            {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+                "documentationUri": "https://pypi.org/project/sso-gate/",
+                "patch": {"supported": True},
+                "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
+                "filter": {"supported": True, "maxResults": 1000},
+                "changePassword": {"supported": False},
+                "sort": {"supported": True},
+                "etag": {"supported": True},
+                "authenticationSchemes": [
+                    {
+                        "type": "oauthbearertoken",
+                        "name": "OAuth Bearer Token",
+                        "description": "The directory's bearer token (Authorization: Bearer …)",
+                        "primary": True,
+                    }
+                ],
+                "meta": {
+                    "resourceType": "ServiceProviderConfig",
+                    "location": f"{base(d.id)}/ServiceProviderConfig",
+                },
+            }
+        )
+
+    def all_schemas() -> list[Any]:
+        return [scim_schema.USER, scim_schema.ENTERPRISE_USER, scim_schema.GROUP]
+
+    async def schemas(request: Request, d: Directory) -> Response:
+        items = [x.to_scim(f"{base(d.id)}/Schemas/{x.id}") for x in all_schemas()]
+        return scim_response(
+            {
+                "schemas": [LIST_SCHEMA],
+                "totalResults": len(items),
+                "startIndex": 1,
+                "itemsPerPage": len(items),
+                "Resources": items,
+            }
+        )
+
+    async def schema_one(request: Request, d: Directory) -> Response:
+        sid = request.path_params["schema_id"]
+        for x in all_schemas():
+            if x.id == sid:
+                return scim_response(x.to_scim(f"{base(d.id)}/Schemas/{x.id}"))
+        raise SCIMError(f"schema {sid} not found", status=404)
+
+    def all_types() -> list[Any]:
+        return [scim_schema.USER_TYPE, scim_schema.GROUP_TYPE]
+
+    async def resource_types(request: Request, d: Directory) -> Response:
+        items = [t.to_scim(f"{base(d.id)}/ResourceTypes/{t.name}") for t in all_types()]
+        return scim_response(
+            {
+                "schemas": [LIST_SCHEMA],
+                "totalResults": len(items),
+                "startIndex": 1,
+                "itemsPerPage": len(items),
+                "Resources": items,
+            }
+        )
+
+    async def resource_type_one(request: Request, d: Directory) -> Response:
+        name = request.path_params["name"]
+        for t in all_types():
+            if t.name == name:
+                return scim_response(t.to_scim(f"{base(d.id)}/ResourceTypes/{t.name}"))
+        raise SCIMError(f"resource type {name} not found", status=404)
+
+    # -- resources -----------------------------------------------------------------------------
+
+    def shaped(kind: Kind, resource: dict[str, Any], request: Request) -> dict[str, Any]:
+        q = request.query_params
+        return scim_schema.project(
+            gate.scim.rtype(kind),
+            resource,
+            attributes=_csv(q, "attributes"),
+            excluded=_csv(q, "excludedAttributes"),
+        )
+
+    def etag_headers(resource: dict[str, Any]) -> dict[str, str]:
+        meta = resource.get("meta") or {}
+        headers = {}
+        if meta.get("version"):
+            headers["ETag"] = meta["version"]
+        if meta.get("location"):
+            headers["Location"] = meta["location"]
+        return headers
+
+    def list_endpoint(kind: Kind) -> Any:
+        async def fn(request: Request, d: Directory) -> Response:
+            q = request.query_params
+            start = _int(q, "startIndex", 1)
+            count = _int(q, "count", 100)
+            order = q.get("sortOrder", "ascending")
+            if order not in ("ascending", "descending"):
+                raise SCIMError(
+                    "sortOrder must be ascending or descending", scim_type="invalidValue"
+                )
+            attrs, excluded = _csv(q, "attributes"), _csv(q, "excludedAttributes")
+            related_attr = "groups" if kind == "Users" else "members"
+            related = not (excluded and related_attr in excluded) and (
+                attrs is None or any(a.split(".")[0] == related_attr for a in attrs)
+            )
+            total, items = await gate.scim.list_resources(
+                d,
+                kind,
+                filter_text=q.get("filter"),
+                start_index=start,
+                count=count,
+                sort_by=q.get("sortBy"),
+                sort_order=order,
+                related=related,
+            )
+            rtype = gate.scim.rtype(kind)
+            return scim_response(
+                {
+                    "schemas": [LIST_SCHEMA],
+                    "totalResults": total,
+                    "startIndex": max(1, start),
+                    "itemsPerPage": len(items),
+                    "Resources": [
+                        scim_schema.project(rtype, r, attributes=attrs, excluded=excluded)
+                        for r in items
+                    ],
+                }
+            )
+
+        return fn
+
+    def create_endpoint(kind: Kind) -> Any:
+        async def fn(request: Request, d: Directory) -> Response:
+            resource = await gate.scim.create(d, kind, await _body(request, s.max_api_body))
+            return scim_response(shaped(kind, resource, request), 201, etag_headers(resource))
+
+        return fn
+
+    def get_endpoint(kind: Kind) -> Any:
+        async def fn(request: Request, d: Directory) -> Response:
+            resource = await gate.scim.get(d, kind, request.path_params["id"])
+            return scim_response(shaped(kind, resource, request), 200, etag_headers(resource))
+
+        return fn
+
+    def put_endpoint(kind: Kind) -> Any:
+        async def fn(request: Request, d: Directory) -> Response:
+            resource = await gate.scim.replace(
+                d,
+                kind,
+                request.path_params["id"],
+                await _body(request, s.max_api_body),
+                request.headers.get("if-match"),
+            )
+            return scim_response(shaped(kind, resource, request), 200, etag_headers(resource))
+
+        return fn
+
+    def patch_endpoint(kind: Kind) -> Any:
+        async def fn(request: Request, d: Directory) -> Response:
+            resource = await gate.scim.patch(
+                d,
+                kind,
+                request.path_params["id"],
+                await _body(request, s.max_api_body),
+                request.headers.get("if-match"),
+            )
+            return scim_response(shaped(kind, resource, request), 200, etag_headers(resource))
+
+        return fn
+
+    def delete_endpoint(kind: Kind) -> Any:
+        async def fn(request: Request, d: Directory) -> Response:
+            await gate.scim.delete(
+                d, kind, request.path_params["id"], request.headers.get("if-match")
+            )
+            return Response(status_code=204)
+
+        return fn
+
+    async def unsupported(request: Request, d: Directory) -> Response:
+        raise SCIMError(f"{request.url.path.rsplit('/', 1)[-1]} is not supported", status=501)
+
+    p = "/scim/v2/{directory_id}"
+    routes: list[BaseRoute] = [
+        Route(p + "/ServiceProviderConfig", handler(spc), methods=["GET"]),
+        Route(p + "/Schemas", handler(schemas), methods=["GET"]),
+        Route(p + "/Schemas/{schema_id:path}", handler(schema_one), methods=["GET"]),
+        Route(p + "/ResourceTypes", handler(resource_types), methods=["GET"]),
+        Route(p + "/ResourceTypes/{name}", handler(resource_type_one), methods=["GET"]),
+        Route(p + "/Bulk", handler(unsupported), methods=["POST"]),
+        Route(p + "/Me", handler(unsupported), methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+    ]
+    kinds: tuple[Kind, ...] = ("Users", "Groups")
+    for k in kinds:
+        kind = str(k)
+        routes += [
+            Route(f"{p}/{kind}", handler(list_endpoint(k)), methods=["GET"]),
+            Route(f"{p}/{kind}", handler(create_endpoint(k), mutating=True), methods=["POST"]),
+            Route(f"{p}/{kind}/{{id}}", handler(get_endpoint(k)), methods=["GET"]),
+            Route(f"{p}/{kind}/{{id}}", handler(put_endpoint(k), mutating=True), methods=["PUT"]),
+            Route(
+                f"{p}/{kind}/{{id}}", handler(patch_endpoint(k), mutating=True), methods=["PATCH"]
+            ),
+            Route(
+                f"{p}/{kind}/{{id}}", handler(delete_endpoint(k), mutating=True), methods=["DELETE"]
+            ),
+        ]
+    return routes
