@@ -4,7 +4,11 @@ resources, the equalities a storage layer may use as an indexed pre-filter, and 
 
 The parser is a hand-written recursive descent over a single-regex tokenizer; its recursion is
 bounded by ``max_depth`` (parentheses, ``not`` and value filters), never by the input length:
-``and``/``or`` chains are built and walked iteratively.
+``and``/``or`` chains are built and walked iteratively. Parses are memoized by text (the AST
+is immutable), since IdPs repeat the same few filters.
+
+Leniency beyond the RFC 7644 ABNF: ``true``/``false``/``null`` are accepted in any case, and
+any whitespace separates tokens. Evaluation lives in ``_evaluate.py`` and is re-exported here.
 """
 
 from __future__ import annotations

@@ -25,22 +25,9 @@ from sso_gate.store.tables import (
     organizations,
 )
 
-__all__ = ["build_profile", "record_success", "record_failure"]
+__all__ = ["build_profile", "record_failure"]
 
 log = logging.getLogger("sso_gate.sso")
-
-
-async def record_success(events: EventsService, connection: Connection, profile: Profile) -> None:
-    await events.emit(
-        "authentication.sso_succeeded",
-        {
-            "type": connection.protocol,
-            "connection_id": connection.id,
-            "profile_id": profile.id,
-            "email": profile.email,
-        },
-        connection.organization_id,
-    )
 
 
 async def record_failure(events: EventsService, connection: Connection, exc: SSOGateError) -> None:
@@ -61,6 +48,7 @@ async def record_failure(events: EventsService, connection: Connection, exc: SSO
 
 async def build_profile(
     rt: Runtime,
+    events: EventsService,
     connection: Connection,
     *,
     idp_id: str,
@@ -76,7 +64,8 @@ async def build_profile(
     hint: str,
 ) -> Profile:
     """``require_domain_match``: the email's domain must be one of the organization's, so an IdP
-    of one tenant cannot sign users into another tenant's domain."""
+    of one tenant cannot sign users into another tenant's domain. The profile upsert and the
+    ``authentication.sso_succeeded`` event commit in one transaction."""
     if not isinstance(email, str) or email_domain(email) is None:
         raise TokenValidationError(
             f"the identity provider sent no valid email for this user ({hint})",
@@ -107,22 +96,35 @@ async def build_profile(
             email=email,
             now=rt.clock(),
         )
-    return Profile(
-        id=profile_id,
-        idp_id=idp_id,
-        email=email,
-        first_name=first_name or None,
-        last_name=last_name or None,
-        organization_id=connection.organization_id,
-        connection_id=connection.id,
-        connection_type=connection.connection_type,
-        groups=tuple(dict.fromkeys([*groups, *link.groups])),
-        role=link.role or role,
-        roles=tuple(dict.fromkeys([*link.roles, *roles])),
-        raw_attributes=raw_attributes,
-        custom_attributes=custom_attributes,
-        directory_user_id=link.user_id,
-    )
+        profile = Profile(
+            id=profile_id,
+            idp_id=idp_id,
+            email=email,
+            first_name=first_name or None,
+            last_name=last_name or None,
+            organization_id=connection.organization_id,
+            connection_id=connection.id,
+            connection_type=connection.connection_type,
+            groups=tuple(dict.fromkeys([*groups, *link.groups])),
+            role=link.role or role,
+            roles=tuple(dict.fromkeys([*link.roles, *roles])),
+            raw_attributes=raw_attributes,
+            custom_attributes=custom_attributes,
+            directory_user_id=link.user_id,
+        )
+        event = await events.record(
+            conn,
+            "authentication.sso_succeeded",
+            {
+                "type": connection.protocol,
+                "connection_id": connection.id,
+                "profile_id": profile.id,
+                "email": profile.email,
+            },
+            connection.organization_id,
+        )
+    await events.dispatch([event])
+    return profile
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

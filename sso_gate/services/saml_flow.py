@@ -40,7 +40,7 @@ from sso_gate.saml.response import (
     parse_instant,
     verify_response,
 )
-from sso_gate.services._profiles import build_profile, record_failure, record_success
+from sso_gate.services._profiles import build_profile, record_failure
 from sso_gate.services._runtime import Runtime
 from sso_gate.services.connections import ConnectionsService
 from sso_gate.services.events import EventsService
@@ -323,7 +323,6 @@ class SAMLFlow:
                 "this assertion was already used (replay refused)", code="assertion_replayed"
             )
         profile = await self._profile(connection, assertion)
-        await record_success(self._events, connection, profile)
         return SAMLResult(profile, return_to, binding, assertion)
 
     async def _verify(
@@ -383,6 +382,7 @@ class SAMLFlow:
             raw["session_index"] = a.session_index
         return await build_profile(
             self._rt,
+            self._events,
             connection,
             idp_id=mapped.idp_id,
             email=mapped.email,

@@ -26,7 +26,7 @@ from sso_gate.oidc import flow as oidc_flow
 from sso_gate.oidc.discovery import ProviderMetadata, discovery_url, parse_discovery
 from sso_gate.oidc.tokens import UnknownKeyError, parse_jwks, validate_id_token
 from sso_gate.services._fetch import fetch
-from sso_gate.services._profiles import build_profile, record_failure, record_success
+from sso_gate.services._profiles import build_profile, record_failure
 from sso_gate.services._runtime import Runtime
 from sso_gate.services.connections import ConnectionsService
 from sso_gate.services.events import EventsService
@@ -243,7 +243,6 @@ class SSOService:
                 )
             claims = {**info, **claims}
         profile = await self._profile(connection, claims)
-        await record_success(self._events, connection, profile)
         return profile, fs.return_to
 
     async def _validate(
@@ -277,6 +276,7 @@ class SSOService:
         role = claims.get("role")
         return await build_profile(
             self._rt,
+            self._events,
             connection,
             idp_id=claims["sub"],
             email=claims.get("email"),
