@@ -574,8 +574,7 @@ STAGES = {
     "flow_take": "one-time store: take the started flow",
     "verify": "`verify_response` (signature + every check)",
     "replay_add": "one-time store: replay cache add",
-    "profile": "`build_profile`: one SQLite transaction (profile upsert, checks before it)",
-    "event": "event write (SQLite transaction: insert + commit)",
+    "profile": "`build_profile`: one SQLite transaction (checks, profile upsert, success event)",
     "park": "one-time store: park the result for the completion step",
 }
 REST = "the rest: middleware, routing, form parsing, expectations, attribute mapping, redirect"
@@ -630,7 +629,6 @@ def stage_timers(env: Env, totals: dict[str, list[int]]) -> Iterator[None]:
     module_patches = {
         "verify_response": timed_sync("verify", saml_flow.verify_response),
         "build_profile": timed_async("profile", saml_flow.build_profile),
-        "record_success": timed_async("event", saml_flow.record_success),
     }
     saved = {name: getattr(saml_flow, name) for name in module_patches}
     instance_patches: list[tuple[Any, str, Any]] = [

@@ -53,7 +53,7 @@ async def test_acs_breakdown_and_profile(env) -> None:  # type: ignore[no-untype
     b = await bench.acs_breakdown(env, 3)
     assert set(b["stages"]) == set(bench.STAGES) | {"rest"}
     assert _number(b["total_us"]) and b["stages"]["verify"]["wall_us"] > 0
-    assert b["stages"]["profile"]["wall_us"] > 0 and b["stages"]["event"]["wall_us"] > 0
+    assert b["stages"]["profile"]["wall_us"] > 0
     # the wrappers are gone again: the next request runs unwrapped and still succeeds
     assert "take" not in vars(env.gate.onetime) and "_connection" not in vars(env.gate.saml)
     assert _number(await env.cases[bench.ACS](1))
