@@ -123,6 +123,87 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 ],
                 "delete": {"operationId": "removeOrganizationDomain", "responses": _resp(org)},
             },
+            "/organizations/{id}/role_mapping": {
+                "parameters": _ID,
+                "put": {
+                    "operationId": "setRoleMapping",
+                    "requestBody": body("#/components/schemas/RoleMapping"),
+                    "responses": _resp(org),
+                },
+            },
+            "/directories": {
+                "get": {
+                    "operationId": "listDirectories",
+                    "parameters": [
+                        *_PAGE_PARAMS,
+                        {"name": "organization_id", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": _resp(_list_of("#/components/schemas/Directory")),
+                },
+                "post": {
+                    "operationId": "createDirectory",
+                    "requestBody": body("#/components/schemas/DirectoryCreate"),
+                    "responses": _resp({"$ref": "#/components/schemas/Directory"}, "201"),
+                },
+            },
+            "/directories/{id}": {
+                "parameters": _ID,
+                "get": {
+                    "operationId": "getDirectory",
+                    "responses": _resp({"$ref": "#/components/schemas/Directory"}),
+                },
+                "delete": {"operationId": "deleteDirectory", "responses": _resp(None, "204")},
+            },
+            "/directories/{id}/rotate_token": {
+                "parameters": _ID,
+                "post": {
+                    "operationId": "rotateDirectoryToken",
+                    "responses": _resp({"$ref": "#/components/schemas/Directory"}),
+                },
+            },
+            "/directories/{id}/revoke_tokens": {
+                "parameters": _ID,
+                "post": {
+                    "operationId": "revokeDirectoryTokens",
+                    "responses": _resp({"$ref": "#/components/schemas/Directory"}),
+                },
+            },
+            "/directory_users": {
+                "get": {
+                    "operationId": "listDirectoryUsers",
+                    "parameters": [
+                        *_PAGE_PARAMS,
+                        {"name": "directory", "in": "query", "schema": {"type": "string"}},
+                        {"name": "group", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": _resp(_list_of("#/components/schemas/DirectoryUser")),
+                },
+            },
+            "/directory_users/{id}": {
+                "parameters": _ID,
+                "get": {
+                    "operationId": "getDirectoryUser",
+                    "responses": _resp({"$ref": "#/components/schemas/DirectoryUser"}),
+                },
+            },
+            "/directory_groups": {
+                "get": {
+                    "operationId": "listDirectoryGroups",
+                    "parameters": [
+                        *_PAGE_PARAMS,
+                        {"name": "directory", "in": "query", "schema": {"type": "string"}},
+                        {"name": "user", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": _resp(_list_of("#/components/schemas/DirectoryGroup")),
+                },
+            },
+            "/directory_groups/{id}": {
+                "parameters": _ID,
+                "get": {
+                    "operationId": "getDirectoryGroup",
+                    "responses": _resp({"$ref": "#/components/schemas/DirectoryGroup"}),
+                },
+            },
             "/connections": {
                 "get": {
                     "operationId": "listConnections",
@@ -239,6 +320,70 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                         "oidc": {"type": "object"},
                         "created_at": {"type": "string", "format": "date-time"},
                         "updated_at": {"type": "string", "format": "date-time"},
+                    },
+                },
+                "RoleMapping": {
+                    "type": "object",
+                    "properties": {
+                        "role_mapping": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["group", "role"],
+                                "properties": {
+                                    "group": {"type": "string"},
+                                    "role": {"type": "string"},
+                                },
+                            },
+                        },
+                        "default_role": {"type": ["string", "null"]},
+                    },
+                },
+                "Directory": {
+                    "type": "object",
+                    "required": ["object", "id", "organization_id", "type", "state"],
+                    "properties": {
+                        "object": {"const": "directory"},
+                        "id": {"type": "string"},
+                        "organization_id": {"type": "string"},
+                        "name": {"type": "string"},
+                        "type": {"type": "string"},
+                        "state": {"enum": ["linked", "unlinked"]},
+                        "scim_base_url": {"type": "string"},
+                        "bearer_token": {"type": "string", "description": "only when issued"},
+                    },
+                },
+                "DirectoryCreate": {
+                    "type": "object",
+                    "required": ["organization_id"],
+                    "properties": {
+                        "organization_id": {"type": "string"},
+                        "name": {"type": "string"},
+                        "type": {"type": "string"},
+                        "deprovision_blocks_sso": {"type": "boolean"},
+                    },
+                },
+                "DirectoryUser": {
+                    "type": "object",
+                    "properties": {
+                        "object": {"const": "directory_user"},
+                        "id": {"type": "string"},
+                        "idp_id": {"type": ["string", "null"]},
+                        "email": {"type": ["string", "null"]},
+                        "first_name": {"type": ["string", "null"]},
+                        "last_name": {"type": ["string", "null"]},
+                        "state": {"enum": ["active", "inactive"]},
+                        "custom_attributes": {"type": "object"},
+                        "raw_attributes": {"type": "object"},
+                    },
+                },
+                "DirectoryGroup": {
+                    "type": "object",
+                    "properties": {
+                        "object": {"const": "directory_group"},
+                        "id": {"type": "string"},
+                        "idp_id": {"type": ["string", "null"]},
+                        "name": {"type": "string"},
                     },
                 },
                 "SamlIdp": {
