@@ -190,6 +190,8 @@ class _Patch:
         if not isinstance(value, dict):
             raise SCIMError(f"'{schema.id}' must be a JSON object", scim_type="invalidValue")
         for key, item in value.items():
+            if not core and key.lower() == "schemas":
+                continue  # an extension object serialized with its own "schemas" (scim2-models)
             named = schema.attr(key) or (common_attribute(key) if core else None)
             if named is None:
                 raise SCIMError(f"unknown attribute '{schema.id}:{key}'", scim_type="invalidPath")

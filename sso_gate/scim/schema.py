@@ -248,8 +248,10 @@ GROUP = ResourceSchema(
                     reference_types=_REF_USER_GROUP,
                     mutability="immutable",
                 ),
-                # Derived from the member resource; what a client sends is ignored.
-                ro("display", "A human-readable name for the member."),
+                # Derived from the member resource; what a client sends is ignored. Not in RFC
+                # 7643 §8.7.1's Group schema, so returned only on request (RFC 7643 §7): a PATCH
+                # or PUT then returns the members exactly as the client wrote them.
+                ro("display", "A human-readable name for the member.", returned="request"),
                 rw(
                     "type",
                     "The type of the member resource.",
@@ -365,6 +367,8 @@ def _add_schema(schemas: list[str], urn: str) -> None:
 def _extension(ext: ResourceSchema, value: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, item in value.items():
+        if key.lower() == "schemas":
+            continue  # an extension object serialized with its own "schemas" (scim2-models)
         attr = ext.attr(key)
         if attr is None:
             raise _syntax(f"unknown attribute '{ext.id}:{key}'")

@@ -89,8 +89,9 @@ def user_resource(
     stored = dict(row["resource"] or {})
     schemas = [USER_SCHEMA] + [s for s in stored.get("schemas", []) if s != USER_SCHEMA]
     out: dict[str, Any] = {"schemas": schemas, "id": row["id"]}
+    # An unassigned ``active`` stays unassigned (RFC 7644 §3.5.2.2); the user's state still
+    # counts it as active (see ``user_columns``).
     out.update({k: v for k, v in stored.items() if k not in ("schemas", "id", "meta", "groups")})
-    out.setdefault("active", True)
     if groups is not None:
         out["groups"] = [
             {"value": gid, "display": name, "$ref": f"{base_url}/Groups/{gid}", "type": "direct"}

@@ -8,17 +8,20 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sso_gate._ids import new_id
 from sso_gate.models import Event
 from sso_gate.services._runtime import Runtime
-from sso_gate.store import repositories as repo
+from sso_gate.store.tables import events as events_table
 
 __all__ = ["EventsService", "Subscriber"]
 
 log = logging.getLogger("sso_gate.events")
 Subscriber = Callable[[Event], Awaitable[None] | None]
+# Built once (every change writes an event): a statement built per call costs ~0.1 ms more.
+_INSERT = sa.insert(events_table)
 
 
 class EventsService:
@@ -46,8 +49,15 @@ class EventsService:
             organization_id=organization_id,
             created_at=now,
         )
-        await repo.insert_event(
-            conn, id_=ev.id, event=event, organization_id=organization_id, data=ev.data, now=now
+        await conn.execute(
+            _INSERT,
+            {
+                "id": ev.id,
+                "event": event,
+                "organization_id": organization_id,
+                "data": dict(ev.data),
+                "created_at": now,
+            },
         )
         return ev
 

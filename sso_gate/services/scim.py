@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -36,9 +37,14 @@ from sso_gate.services.directories import group_from_row, user_from_row
 from sso_gate.services.events import EventsService
 from sso_gate.services.sessions import SessionsService
 from sso_gate.store import repositories as repo
-from sso_gate.store.tables import directory_group_members, directory_groups, directory_users
+from sso_gate.store.tables import (
+    directory_group_members,
+    directory_groups,
+    directory_users,
+    scim_requests,
+)
 
-__all__ = ["SCIMService", "Kind", "MAX_COUNT", "DeprovisionHook"]
+__all__ = ["SCIMService", "Kind", "MAX_COUNT", "DeprovisionHook", "RequestLog"]
 
 log = logging.getLogger("sso_gate.scim")
 Kind = Literal["Users", "Groups"]
@@ -69,6 +75,76 @@ class _Tx:
     events: list[Event]
 
 
+@dataclasses.dataclass(slots=True)
+class RequestLog:
+    """A successful write's entry in the provisioning request log, written in the write's own
+    transaction (one transaction per write, not two); ``written`` is set once it is committed.
+    A failed request is logged by the caller with ``log_request``, after the rollback."""
+
+    method: str
+    path: str
+    status: int
+    written: bool = False
+
+
+@dataclasses.dataclass
+class _Change:
+    """What a PUT or PATCH makes of the stored resource."""
+
+    resource: dict[str, Any]
+    replace_members: Any = None
+    add: list[str] = dataclasses.field(default_factory=list)
+    remove: list[str] = dataclasses.field(default_factory=list)
+    attributes_changed: bool = True
+
+
+# The statements of the write paths, built once: building a statement and its cache key costs
+# about 0.1 ms per execution (a good share of a single-row query); the compiled form is cached.
+_TABLES: dict[str, sa.Table] = {"Users": directory_users, "Groups": directory_groups}
+_ROW = {
+    "Users": sa.select(directory_users).where(
+        directory_users.c.id == sa.bindparam("rid"),
+        directory_users.c.directory_id == sa.bindparam("did"),
+        directory_users.c.state != "deleted",
+    ),
+    "Groups": sa.select(directory_groups).where(
+        directory_groups.c.id == sa.bindparam("rid"),
+        directory_groups.c.directory_id == sa.bindparam("did"),
+    ),
+}
+# INSERT/UPDATE … RETURNING the row (PostgreSQL, SQLite >= 3.35): no re-read after a write.
+_INSERT = {k: sa.insert(t).returning(*t.c) for k, t in _TABLES.items()}
+_UPDATE = {  # the SET clause is the parameters named after columns
+    k: sa.update(t).where(t.c.id == sa.bindparam("row_id")).returning(*t.c)
+    for k, t in _TABLES.items()
+}
+_TAKEN = sa.select(directory_users.c.id).where(
+    directory_users.c.directory_id == sa.bindparam("did"),
+    directory_users.c.user_name_lower == sa.bindparam("name"),
+    directory_users.c.state != "deleted",
+)
+_LIVE_USERS = sa.select(directory_users).where(
+    directory_users.c.directory_id == sa.bindparam("did"),
+    directory_users.c.id.in_(sa.bindparam("uids", expanding=True)),
+    directory_users.c.state != "deleted",
+)
+_PRESENT = sa.select(directory_group_members.c.user_id).where(
+    directory_group_members.c.group_id == sa.bindparam("gid"),
+    directory_group_members.c.user_id.in_(sa.bindparam("uids", expanding=True)),
+)
+_MEMBER_IDS = (
+    sa.select(directory_group_members.c.user_id)
+    .where(directory_group_members.c.group_id == sa.bindparam("gid"))
+    .order_by(directory_group_members.c.user_id)
+)
+_ADD_MEMBER = sa.insert(directory_group_members)
+_DROP_MEMBER = sa.delete(directory_group_members).where(
+    directory_group_members.c.group_id == sa.bindparam("gid"),
+    directory_group_members.c.user_id == sa.bindparam("uid"),
+)
+_LOG = sa.insert(scim_requests)
+
+
 class SCIMService:
     def __init__(
         self,
@@ -90,22 +166,41 @@ class SCIMService:
         self, directory_id: str, method: str, path: str, status: int, error: str | None
     ) -> None:
         """The provisioning request log (shown to the IT admin): writes and failures."""
-        from sso_gate.store.tables import scim_requests
-
         async with self._rt.transaction() as conn:
-            await repo.insert(
-                conn,
-                scim_requests,
-                {
-                    "id": new_id("scim_request"),
-                    "directory_id": directory_id,
-                    "method": method[:8],
-                    "path": path[:300],
-                    "status": status,
-                    "error": error,
-                    "created_at": self._rt.clock(),
-                },
-            )
+            await self._log_row(conn, directory_id, method, path, status, error)
+
+    async def _log_row(
+        self,
+        conn: AsyncConnection,
+        directory_id: str,
+        method: str,
+        path: str,
+        status: int,
+        error: str | None,
+    ) -> None:
+        await conn.execute(
+            _LOG,
+            {
+                "id": new_id("scim_request"),
+                "directory_id": directory_id,
+                "method": method[:8],
+                "path": path[:300],
+                "status": status,
+                "error": error,
+                "created_at": self._rt.clock(),
+            },
+        )
+
+    @asynccontextmanager
+    async def _write(self, directory: Directory, log: RequestLog | None) -> AsyncIterator[_Tx]:
+        """A write transaction; ``log``'s entry is its last statement."""
+        async with self._rt.transaction() as conn:
+            tx = _Tx(conn, [])
+            yield tx
+            if log is not None:
+                await self._log_row(conn, directory.id, log.method, log.path, log.status, None)
+        if log is not None:
+            log.written = True
 
     @staticmethod
     def rtype(kind: Kind) -> Any:
@@ -180,17 +275,27 @@ class SCIMService:
     async def _row(
         self, conn: AsyncConnection, directory: Directory, kind: Kind, rid: str
     ) -> repo.Row:
-        table = self._table(kind)
-        stmt = sa.select(table).where(table.c.id == rid, *self._scope(kind, directory))
-        row = (await conn.execute(stmt)).first()
+        row = (await conn.execute(_ROW[kind], {"rid": rid, "did": directory.id})).first()
         if row is None:
             raise _not_found(kind, rid)
         return row._mapping
 
-    async def get(self, directory: Directory, kind: Kind, rid: str) -> dict[str, Any]:
+    async def _update(
+        self, conn: AsyncConnection, kind: Kind, rid: str, values: dict[str, Any]
+    ) -> repo.Row:
+        """Update the row and return it as it now is (``_row`` read it in this transaction)."""
+        row = (await conn.execute(_UPDATE[kind], {"row_id": rid, **values})).first()
+        if row is None:  # pragma: no cover - deleted by a concurrent transaction
+            raise _not_found(kind, rid)
+        return row._mapping
+
+    async def get(
+        self, directory: Directory, kind: Kind, rid: str, *, related: bool = True
+    ) -> dict[str, Any]:
+        """The resource; with ``related=False`` without ``groups``/``members`` (not loaded)."""
         async with self._rt.read() as conn:
             row = await self._row(conn, directory, kind, rid)
-            return (await self._resources(conn, directory, kind, [row], related=True))[0]
+            return (await self._resources(conn, directory, kind, [row], related=related))[0]
 
     async def list_resources(
         self,
@@ -274,12 +379,8 @@ class SCIMService:
     ) -> None:
         if kind != "Users":
             return
-        stmt = sa.select(directory_users.c.id).where(
-            directory_users.c.directory_id == directory.id,
-            directory_users.c.user_name_lower == cols["user_name_lower"],
-            directory_users.c.state != "deleted",
-        )
-        found = (await conn.execute(stmt)).scalar_one_or_none()
+        params = {"did": directory.id, "name": cols["user_name_lower"]}
+        found = (await conn.execute(_TAKEN, params)).scalar_one_or_none()
         if found is not None and found != exclude:
             raise SCIMError(
                 f"userName {cols['user_name']!r} is already taken in this directory",
@@ -292,50 +393,45 @@ class SCIMService:
     ) -> None:
         """Add/remove membership rows one by one (no rewrite of the group); events per change."""
         gid = group["id"]
-        valid = set()
+        added: dict[str, repo.Row] = {}  # the users added, read once for validation and events
         if add:
-            stmt = sa.select(directory_users.c.id).where(
-                directory_users.c.directory_id == directory.id,
-                directory_users.c.id.in_(add),
-                directory_users.c.state != "deleted",
-            )
-            valid = {r[0] for r in (await tx.conn.execute(stmt)).all()}
-            unknown = [u for u in add if u not in valid]
+            params = {"did": directory.id, "uids": add}
+            added = {r.id: r._mapping for r in (await tx.conn.execute(_LIVE_USERS, params)).all()}
+            unknown = [u for u in add if u not in added]
             if unknown:
                 raise SCIMError(
                     f"members {unknown[:5]} are not users of this directory",
                     scim_type="invalidValue",
                 )
-        existing_stmt = sa.select(directory_group_members.c.user_id).where(
-            directory_group_members.c.group_id == gid,
-            directory_group_members.c.user_id.in_(list(set(add) | set(remove))),
-        )
-        present = {r[0] for r in (await tx.conn.execute(existing_stmt)).all()}
+        params = {"gid": gid, "uids": list(set(add) | set(remove))}
+        present = {r[0] for r in (await tx.conn.execute(_PRESENT, params)).all()}
         group_dict = group_from_row(group).to_dict()
         for uid in dict.fromkeys(add):
             if uid in present:
                 continue
-            await repo.insert(
-                tx.conn,
-                directory_group_members,
-                {"group_id": gid, "user_id": uid, "directory_id": directory.id},
+            await tx.conn.execute(
+                _ADD_MEMBER, {"group_id": gid, "user_id": uid, "directory_id": directory.id}
             )
-            await self._member_event(tx, directory, "dsync.group.user_added", uid, group_dict)
+            await self._member_event(
+                tx, directory, "dsync.group.user_added", uid, group_dict, added[uid]
+            )
         for uid in dict.fromkeys(remove):
             if uid not in present:
                 continue
-            await tx.conn.execute(
-                sa.delete(directory_group_members).where(
-                    directory_group_members.c.group_id == gid,
-                    directory_group_members.c.user_id == uid,
-                )
-            )
+            await tx.conn.execute(_DROP_MEMBER, {"gid": gid, "uid": uid})
             await self._member_event(tx, directory, "dsync.group.user_removed", uid, group_dict)
 
     async def _member_event(
-        self, tx: _Tx, directory: Directory, event: str, uid: str, group: dict[str, Any]
+        self,
+        tx: _Tx,
+        directory: Directory,
+        event: str,
+        uid: str,
+        group: dict[str, Any],
+        row: repo.Row | None = None,
     ) -> None:
-        row = await repo.get_by_id(tx.conn, directory_users, uid)
+        if row is None:
+            row = await repo.get_by_id(tx.conn, directory_users, uid)
         user = user_from_row(row).to_dict() if row is not None else {"id": uid}
         tx.events.append(
             await self._events.record(
@@ -362,7 +458,20 @@ class SCIMService:
                 except Exception:
                     log.exception("deprovision hook %r failed for %s", hook, user.id)
 
-    async def create(self, directory: Directory, kind: Kind, body: Any) -> dict[str, Any]:
+    # The write methods take ``related`` (False: the response may leave out ``groups`` /
+    # ``members``, which are then not loaded: the caller's ``attributes`` /
+    # ``excludedAttributes`` drop them) and ``log`` (the request log entry to write in the
+    # same transaction).
+
+    async def create(
+        self,
+        directory: Directory,
+        kind: Kind,
+        body: Any,
+        *,
+        related: bool = True,
+        log: RequestLog | None = None,
+    ) -> dict[str, Any]:
         rtype = self.rtype(kind)
         resource = scim_schema.validate_resource(rtype, body)
         members = (
@@ -375,24 +484,20 @@ class SCIMService:
         rid = new_id("directory_user" if kind == "Users" else "directory_group")
         cols = user_columns(resource) if kind == "Users" else group_columns(resource)
         try:
-            async with self._rt.transaction() as conn:
-                tx = _Tx(conn, [])
+            async with self._write(directory, log) as tx:
+                conn = tx.conn
                 await self._uniqueness(conn, directory, kind, cols, None)
-                await repo.insert(
-                    conn,
-                    self._table(kind),
-                    {
-                        "id": rid,
-                        "directory_id": directory.id,
-                        "organization_id": directory.organization_id,
-                        **cols,
-                        "resource": resource,
-                        "version": 1,
-                        "created_at": now,
-                        "updated_at": now,
-                    },
-                )
-                row = await self._row(conn, directory, kind, rid)
+                values = {
+                    "id": rid,
+                    "directory_id": directory.id,
+                    "organization_id": directory.organization_id,
+                    **cols,
+                    "resource": resource,
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                row = (await conn.execute(_INSERT[kind], values)).one()._mapping
                 if kind == "Users":
                     tx.events.append(
                         await self._events.record(
@@ -402,6 +507,9 @@ class SCIMService:
                             directory.organization_id,
                         )
                     )
+                    # A user created just now is in no group: nothing to look up.
+                    base = self._base_url(directory.id)
+                    out = user_resource(row, base, [] if related else None)
                 else:
                     tx.events.append(
                         await self._events.record(
@@ -414,7 +522,7 @@ class SCIMService:
                     await self._set_members(
                         tx, directory, row, [m for m in members if isinstance(m, str)], []
                     )
-                out = (await self._resources(conn, directory, kind, [row], related=True))[0]
+                    out = (await self._resources(conn, directory, kind, [row], related=related))[0]
         except IntegrityError:
             raise SCIMError(
                 "a resource with these unique attributes already exists",
@@ -425,123 +533,95 @@ class SCIMService:
         return out
 
     async def replace(
-        self, directory: Directory, kind: Kind, rid: str, body: Any, if_match: str | None
+        self,
+        directory: Directory,
+        kind: Kind,
+        rid: str,
+        body: Any,
+        if_match: str | None,
+        *,
+        related: bool = True,
+        log: RequestLog | None = None,
     ) -> dict[str, Any]:
         rtype = self.rtype(kind)
-        async with self._rt.read() as conn:
-            current = await self._row(conn, directory, kind, rid)
-            existing = (await self._resources(conn, directory, kind, [current], related=False))[0]
-        resource = scim_schema.validate_resource(rtype, body, existing=existing)
-        members = resource.pop("members", None) if kind == "Groups" else None
-        resource.pop("groups", None)
-        return await self._store(directory, kind, rid, resource, if_match, replace_members=members)
+        base = self._base_url(directory.id)
+
+        def change(current: repo.Row) -> _Change:
+            existing = (
+                user_resource(current, base)
+                if kind == "Users"
+                else group_resource(current, base, None)
+            )
+            resource = scim_schema.validate_resource(rtype, body, existing=existing)
+            members = resource.pop("members", None) if kind == "Groups" else None
+            resource.pop("groups", None)
+            return _Change(resource, replace_members=members)
+
+        return await self._store(directory, kind, rid, change, if_match, related, log)
 
     async def patch(
-        self, directory: Directory, kind: Kind, rid: str, body: Any, if_match: str | None
+        self,
+        directory: Directory,
+        kind: Kind,
+        rid: str,
+        body: Any,
+        if_match: str | None,
+        *,
+        related: bool = True,
+        log: RequestLog | None = None,
     ) -> dict[str, Any]:
         rtype = self.rtype(kind)
-        async with self._rt.read() as conn:
-            current = await self._row(conn, directory, kind, rid)
-            existing = (await self._resources(conn, directory, kind, [current], related=False))[0]
-        result = scim_patch.apply_patch(rtype, existing, body)
-        resource = {
-            k: v for k, v in result.resource.items() if k not in ("id", "meta", "groups", "members")
-        }
-        mc = result.members
-        if not result.changed and not mc.added and not mc.removed and mc.replaced is None:
-            _check_version(current, if_match)
-            return await self.get(directory, kind, rid)  # no-op PATCH (Entra sends these)
-        replaced = None if mc.replaced is None else [{"value": v} for v in mc.replaced]
-        return await self._store(
-            directory,
-            kind,
-            rid,
-            resource,
-            if_match,
-            replace_members=replaced,
-            add=list(mc.added),
-            remove=list(mc.removed),
-            attributes_changed=result.changed,
-        )
+        base = self._base_url(directory.id)
+
+        def change(current: repo.Row) -> _Change | None:
+            existing = (
+                user_resource(current, base)
+                if kind == "Users"
+                else group_resource(current, base, None)
+            )
+            result = scim_patch.apply_patch(rtype, existing, body)
+            resource = {
+                k: v
+                for k, v in result.resource.items()
+                if k not in ("id", "meta", "groups", "members")
+            }
+            mc = result.members
+            if not result.changed and not mc.added and not mc.removed and mc.replaced is None:
+                return None  # no-op PATCH (Entra sends these)
+            replaced = None if mc.replaced is None else [{"value": v} for v in mc.replaced]
+            return _Change(
+                resource,
+                replace_members=replaced,
+                add=list(mc.added),
+                remove=list(mc.removed),
+                attributes_changed=result.changed,
+            )
+
+        return await self._store(directory, kind, rid, change, if_match, related, log)
 
     async def _store(
         self,
         directory: Directory,
         kind: Kind,
         rid: str,
-        resource: dict[str, Any],
+        change: Callable[[repo.Row], _Change | None],
         if_match: str | None,
-        *,
-        replace_members: Any = None,
-        add: list[str] | None = None,
-        remove: list[str] | None = None,
-        attributes_changed: bool = True,
+        related: bool,
+        log: RequestLog | None,
     ) -> dict[str, Any]:
-        now = self._rt.clock()
-        cols = user_columns(resource) if kind == "Users" else group_columns(resource)
+        """Read the resource, ``change`` it and write it, in one transaction."""
         deprovisioned: list[DirectoryUser] = []
         try:
-            async with self._rt.transaction() as conn:
-                tx = _Tx(conn, [])
+            async with self._write(directory, log) as tx:
+                conn = tx.conn
                 row = await self._row(conn, directory, kind, rid)
-                _check_version(row, if_match)
-                await self._uniqueness(conn, directory, kind, cols, rid)
-                if attributes_changed:
-                    await repo.update_by_id(
-                        conn,
-                        self._table(kind),
-                        rid,
-                        {
-                            **cols,
-                            "resource": resource,
-                            "version": row["version"] + 1,
-                            "updated_at": now,
-                        },
-                    )
-                new = await self._row(conn, directory, kind, rid)
-                if kind == "Users" and attributes_changed:
-                    user = user_from_row(new)
-                    data = user.to_dict()
-                    data["previous_attributes"] = _diff(row, new)
-                    tx.events.append(
-                        await self._events.record(
-                            conn, "dsync.user.updated", data, directory.organization_id
-                        )
-                    )
-                    if row["state"] == "active" and new["state"] == "inactive":
-                        deprovisioned.append(user)
-                elif kind == "Groups":
-                    if attributes_changed:
-                        tx.events.append(
-                            await self._events.record(
-                                conn,
-                                "dsync.group.updated",
-                                group_from_row(new).to_dict(),
-                                directory.organization_id,
-                            )
-                        )
-                    adds, removes = list(add or []), list(remove or [])
-                    if replace_members is not None:
-                        wanted: list[str] = [
-                            m["value"]
-                            for m in replace_members
-                            if isinstance(m, dict) and isinstance(m.get("value"), str)
-                        ]
-                        have = (await self._group_members(conn, [rid]))[rid]
-                        have_ids = [u for u, _ in have]
-                        adds += [u for u in wanted if u not in have_ids]
-                        removes += [u for u in have_ids if u not in wanted]
-                    if adds or removes:
-                        await self._set_members(tx, directory, new, adds, removes)
-                        if not attributes_changed:
-                            await repo.update_by_id(
-                                conn,
-                                directory_groups,
-                                rid,
-                                {"version": row["version"] + 1, "updated_at": now},
-                            )
-                            new = await self._row(conn, directory, kind, rid)
-                out = (await self._resources(conn, directory, kind, [new], related=True))[0]
+                plan = change(row)
+                if plan is None:
+                    _check_version(row, if_match)
+                    new = row
+                else:
+                    new = await self._apply(tx, directory, kind, row, plan, if_match, deprovisioned)
+                out = (await self._resources(conn, directory, kind, [new], related=related))[0]
         except IntegrityError:
             raise SCIMError(
                 "a resource with these unique attributes already exists",
@@ -551,15 +631,85 @@ class SCIMService:
         await self._after(tx, deprovisioned)
         return out
 
+    async def _apply(
+        self,
+        tx: _Tx,
+        directory: Directory,
+        kind: Kind,
+        row: repo.Row,
+        plan: _Change,
+        if_match: str | None,
+        deprovisioned: list[DirectoryUser],
+    ) -> repo.Row:
+        """Write ``plan`` over ``row``; returns the row as it now is."""
+        conn, rid, resource = tx.conn, row["id"], plan.resource
+        now = self._rt.clock()
+        cols = user_columns(resource) if kind == "Users" else group_columns(resource)
+        _check_version(row, if_match)
+        await self._uniqueness(conn, directory, kind, cols, rid)
+        new = row
+        if plan.attributes_changed:
+            values = {
+                **cols,
+                "resource": resource,
+                "version": row["version"] + 1,
+                "updated_at": now,
+            }
+            new = await self._update(conn, kind, rid, values)
+        if kind == "Users" and plan.attributes_changed:
+            user = user_from_row(new)
+            data = user.to_dict()
+            data["previous_attributes"] = _diff(row, new)
+            tx.events.append(
+                await self._events.record(
+                    conn, "dsync.user.updated", data, directory.organization_id
+                )
+            )
+            if row["state"] == "active" and new["state"] == "inactive":
+                deprovisioned.append(user)
+        elif kind == "Groups":
+            if plan.attributes_changed:
+                tx.events.append(
+                    await self._events.record(
+                        conn,
+                        "dsync.group.updated",
+                        group_from_row(new).to_dict(),
+                        directory.organization_id,
+                    )
+                )
+            adds, removes = list(plan.add), list(plan.remove)
+            if plan.replace_members is not None:
+                wanted: list[str] = [
+                    m["value"]
+                    for m in plan.replace_members
+                    if isinstance(m, dict) and isinstance(m.get("value"), str)
+                ]
+                have_ids = [r[0] for r in (await conn.execute(_MEMBER_IDS, {"gid": rid})).all()]
+                have, keep = set(have_ids), set(wanted)
+                adds += [u for u in wanted if u not in have]
+                removes += [u for u in have_ids if u not in keep]
+            if adds or removes:
+                await self._set_members(tx, directory, new, adds, removes)
+                if not plan.attributes_changed:
+                    values = {"version": row["version"] + 1, "updated_at": now}
+                    new = await self._update(conn, "Groups", rid, values)
+        return new
+
     async def delete(
-        self, directory: Directory, kind: Kind, rid: str, if_match: str | None
+        self,
+        directory: Directory,
+        kind: Kind,
+        rid: str,
+        if_match: str | None,
+        *,
+        log: RequestLog | None = None,
     ) -> None:
         """Users become tombstones (state ``deleted``: gone from SCIM and the API, but an SSO
         login of theirs is still recognised and refused); groups are removed."""
         now = self._rt.clock()
         deprovisioned: list[DirectoryUser] = []
-        async with self._rt.transaction() as conn:
-            tx = _Tx(conn, [])
+        async with self._write(directory, log) as tx:
+            conn = tx.conn
             row = await self._row(conn, directory, kind, rid)
             _check_version(row, if_match)
             if kind == "Users":

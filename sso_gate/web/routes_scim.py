@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
 
 from sso_gate.exceptions import AuthenticationError, SSOGateError
 from sso_gate.models import Directory
 from sso_gate.scim import schema as scim_schema
 from sso_gate.scim.errors import SCIMError
-from sso_gate.services.scim import Kind
+from sso_gate.services.scim import Kind, RequestLog
 
 if TYPE_CHECKING:
     from sso_gate.gate import SSOGate
@@ -56,6 +56,47 @@ def _int(q: Any, name: str, default: int) -> int:
 def _csv(q: Any, name: str) -> list[str] | None:
     raw = q.get(name)
     return [x.strip() for x in raw.split(",") if x.strip()] if raw else None
+
+
+def _search_params(body: Any) -> dict[str, str]:
+    """A ``POST /.search`` body (RFC 7644 §3.4.3) as the equivalent query parameters."""
+    if not isinstance(body, dict):
+        raise SCIMError("a SearchRequest must be a JSON object", scim_type="invalidSyntax")
+    out: dict[str, str] = {}
+    for key, value in body.items():
+        if key.lower() == "schemas" or value is None:
+            continue
+        name = next(
+            (
+                n
+                for n in (
+                    "attributes",
+                    "excludedAttributes",
+                    "filter",
+                    "sortBy",
+                    "sortOrder",
+                    "startIndex",
+                    "count",
+                )
+                if n.lower() == key.lower()
+            ),
+            None,
+        )
+        if name is None:
+            raise SCIMError(f"unknown SearchRequest attribute '{key}'", scim_type="invalidSyntax")
+        if name in ("attributes", "excludedAttributes"):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise SCIMError(f"'{name}' must be an array of strings", scim_type="invalidValue")
+            out[name] = ",".join(value)
+        elif name in ("startIndex", "count"):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise SCIMError(f"'{name}' must be an integer", scim_type="invalidValue")
+            out[name] = str(value)
+        elif isinstance(value, str):
+            out[name] = value
+        else:
+            raise SCIMError(f"'{name}' must be a string", scim_type="invalidValue")
+    return out
 
 
 async def _body(request: Request, limit: int) -> Any:
@@ -110,10 +151,18 @@ def scim_routes(gate: SSOGate) -> list[BaseRoute]:
                     )
                 return response
             if mutating:
-                await log_request(request, directory_id, response.status_code, None)
+                entry: RequestLog | None = getattr(request.state, "scim_log", None)
+                if entry is None or not entry.written:  # else written with the change itself
+                    await log_request(request, directory_id, response.status_code, None)
             return response
 
         return wrapped
+
+    def log_entry(request: Request, status: int) -> RequestLog:
+        """The request log entry of a write, for the service to write in its transaction."""
+        entry = RequestLog(request.method, request.url.path, status)
+        request.state.scim_log = entry
+        return entry
 
     # -- discovery (RFC 7644 §4) ---------------------------------------------------------------
 
@@ -198,6 +247,26 @@ def scim_routes(gate: SSOGate) -> list[BaseRoute]:
             excluded=_csv(q, "excludedAttributes"),
         )
 
+    probes: dict[str, dict[str, Any]] = {
+        "Users": {"groups": [{"value": "v", "display": "d", "$ref": "r", "type": "direct"}]},
+        "Groups": {"members": [{"value": "v", "display": "d", "$ref": "r", "type": "User"}]},
+    }
+
+    def wants_related(kind: Kind, request: Request) -> bool:
+        """Whether the response shows ``groups`` / ``members`` (else they need not be loaded,
+        e.g. ``?excludedAttributes=members``): asked of the projection itself, on a probe."""
+        q = request.query_params
+        attributes, excluded = _csv(q, "attributes"), _csv(q, "excludedAttributes")
+        if attributes is None and excluded is None:
+            return True
+        try:
+            probe = scim_schema.project(
+                gate.scim.rtype(kind), probes[kind], attributes=attributes, excluded=excluded
+            )
+        except Exception:  # pragma: no cover - shaped() reports it, after the change
+            return True
+        return bool(probe)
+
     def etag_headers(resource: dict[str, Any]) -> dict[str, str]:
         meta = resource.get("meta") or {}
         headers = {}
@@ -207,9 +276,14 @@ def scim_routes(gate: SSOGate) -> list[BaseRoute]:
             headers["Location"] = meta["location"]
         return headers
 
-    def list_endpoint(kind: Kind) -> Any:
+    def list_endpoint(kind: Kind, *, search: bool = False) -> Any:
         async def fn(request: Request, d: Directory) -> Response:
-            q = request.query_params
+            # RFC 7644 §3.4.3: POST {resource}/.search carries the query parameters in its body.
+            q: Any = (
+                _search_params(await _body(request, s.max_api_body))
+                if search
+                else request.query_params
+            )
             start = _int(q, "startIndex", 1)
             count = _int(q, "count", 100)
             order = q.get("sortOrder", "ascending")
@@ -250,14 +324,22 @@ def scim_routes(gate: SSOGate) -> list[BaseRoute]:
 
     def create_endpoint(kind: Kind) -> Any:
         async def fn(request: Request, d: Directory) -> Response:
-            resource = await gate.scim.create(d, kind, await _body(request, s.max_api_body))
+            resource = await gate.scim.create(
+                d,
+                kind,
+                await _body(request, s.max_api_body),
+                related=wants_related(kind, request),
+                log=log_entry(request, 201),
+            )
             return scim_response(shaped(kind, resource, request), 201, etag_headers(resource))
 
         return fn
 
     def get_endpoint(kind: Kind) -> Any:
         async def fn(request: Request, d: Directory) -> Response:
-            resource = await gate.scim.get(d, kind, request.path_params["id"])
+            resource = await gate.scim.get(
+                d, kind, request.path_params["id"], related=wants_related(kind, request)
+            )
             return scim_response(shaped(kind, resource, request), 200, etag_headers(resource))
 
         return fn
@@ -270,6 +352,8 @@ def scim_routes(gate: SSOGate) -> list[BaseRoute]:
                 request.path_params["id"],
                 await _body(request, s.max_api_body),
                 request.headers.get("if-match"),
+                related=wants_related(kind, request),
+                log=log_entry(request, 200),
             )
             return scim_response(shaped(kind, resource, request), 200, etag_headers(resource))
 
@@ -283,6 +367,8 @@ def scim_routes(gate: SSOGate) -> list[BaseRoute]:
                 request.path_params["id"],
                 await _body(request, s.max_api_body),
                 request.headers.get("if-match"),
+                related=wants_related(kind, request),
+                log=log_entry(request, 200),
             )
             return scim_response(shaped(kind, resource, request), 200, etag_headers(resource))
 
@@ -291,7 +377,11 @@ def scim_routes(gate: SSOGate) -> list[BaseRoute]:
     def delete_endpoint(kind: Kind) -> Any:
         async def fn(request: Request, d: Directory) -> Response:
             await gate.scim.delete(
-                d, kind, request.path_params["id"], request.headers.get("if-match")
+                d,
+                kind,
+                request.path_params["id"],
+                request.headers.get("if-match"),
+                log=log_entry(request, 204),
             )
             return Response(status_code=204)
 
@@ -299,6 +389,21 @@ def scim_routes(gate: SSOGate) -> list[BaseRoute]:
 
     async def unsupported(request: Request, d: Directory) -> Response:
         raise SCIMError(f"{request.url.path.rsplit('/', 1)[-1]} is not supported", status=501)
+
+    async def unknown(request: Request, d: Directory) -> Response:
+        """RFC 7644 §3.12: unknown endpoints and methods answer SCIM errors, not bare ones."""
+        allowed = sorted(
+            {
+                m
+                for r in routes
+                if isinstance(r, Route) and r.methods and r.matches(request.scope)[0] != Match.NONE
+                for m in r.methods
+            }
+        )
+        if allowed:
+            err = SCIMError(f"{request.method} is not allowed here", status=405)
+            return scim_response(err.to_scim(), 405, {"Allow": ", ".join(allowed)})
+        raise SCIMError(f"no SCIM endpoint at {request.url.path}", status=404)
 
     p = "/scim/v2/{directory_id}"
     routes: list[BaseRoute] = [
@@ -308,6 +413,8 @@ def scim_routes(gate: SSOGate) -> list[BaseRoute]:
         Route(p + "/ResourceTypes", handler(resource_types), methods=["GET"]),
         Route(p + "/ResourceTypes/{name}", handler(resource_type_one), methods=["GET"]),
         Route(p + "/Bulk", handler(unsupported), methods=["POST"]),
+        # Searching several resource types at once (RFC 7644 §3.4.3) is not supported.
+        Route(p + "/.search", handler(unsupported), methods=["POST"]),
         Route(p + "/Me", handler(unsupported), methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
     kinds: tuple[Kind, ...] = ("Users", "Groups")
@@ -315,6 +422,7 @@ def scim_routes(gate: SSOGate) -> list[BaseRoute]:
         kind = str(k)
         routes += [
             Route(f"{p}/{kind}", handler(list_endpoint(k)), methods=["GET"]),
+            Route(f"{p}/{kind}/.search", handler(list_endpoint(k, search=True)), methods=["POST"]),
             Route(f"{p}/{kind}", handler(create_endpoint(k), mutating=True), methods=["POST"]),
             Route(f"{p}/{kind}/{{id}}", handler(get_endpoint(k)), methods=["GET"]),
             Route(f"{p}/{kind}/{{id}}", handler(put_endpoint(k), mutating=True), methods=["PUT"]),
@@ -325,4 +433,5 @@ def scim_routes(gate: SSOGate) -> list[BaseRoute]:
                 f"{p}/{kind}/{{id}}", handler(delete_endpoint(k), mutating=True), methods=["DELETE"]
             ),
         ]
-    return routes
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    return [*routes, Route(p + "/{rest:path}", handler(unknown), methods=methods)]

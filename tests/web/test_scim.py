@@ -522,3 +522,99 @@ async def test_management_api_for_directories(scim: Scim) -> None:
             await scim.client.get(f"/sso-gate/api/directories/{scim.directory.id}", headers=auth)
         ).json()
     )
+
+
+# -- RFC details surfaced by scim2-tester (tests/e2e/test_scim_conformance.py) --------------------
+
+SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+
+
+async def test_unknown_endpoints_and_methods_are_scim_errors(scim: Scim) -> None:
+    # RFC 7644 §3.12: errors are SCIM error bodies, for unknown URLs and methods too
+    r = await scim.req("GET", "/Nope/deeper")
+    assert r.status_code == 404 and r.json()["schemas"] == [ERROR]
+    assert r.headers["content-type"].startswith("application/scim+json")
+    r = await scim.req("POST", "/Schemas", {"schemas": [USER]})
+    assert r.status_code == 405 and r.json()["status"] == "405"
+    assert "GET" in r.headers["allow"] and "POST" not in r.headers["allow"]
+    r = await scim.req("DELETE", "/Users")
+    assert r.status_code == 405 and "POST" in r.headers["allow"]
+    assert (await scim.req("GET", "/Nope", token="wrong")).status_code == 401
+    # RFC 7644 §3.4.3: a search across all resource types is not supported
+    r = await scim.req("POST", "/.search", {"schemas": [SEARCH]})
+    assert r.status_code == 501 and r.json()["schemas"] == [ERROR]
+
+
+async def test_search_with_post(scim: Scim) -> None:
+    await scim.user("a@acme.test")
+    await scim.user("b@acme.test")
+    r = await scim.req(
+        "POST",
+        "/Users/.search",
+        {
+            "schemas": [SEARCH],
+            "filter": 'userName sw "b"',
+            "attributes": ["userName"],
+            "startIndex": 1,
+            "count": 10,
+        },
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["totalResults"] == 1 and body["Resources"][0]["userName"] == "b@acme.test"
+    assert "emails" not in body["Resources"][0]
+    r = await scim.req("POST", "/Users/.search", {"schemas": [SEARCH], "sortBy": "userName"})
+    assert [x["userName"] for x in r.json()["Resources"]] == ["a@acme.test", "b@acme.test"]
+    for bad, scim_type in (
+        ({"count": "ten"}, "invalidValue"),
+        ({"attributes": "userName"}, "invalidValue"),
+        ({"bogus": 1}, "invalidSyntax"),
+        ({"filter": "userName eq"}, "invalidFilter"),
+    ):
+        r = await scim.req("POST", "/Users/.search", {"schemas": [SEARCH], **bad})
+        assert r.status_code == 400 and r.json()["scimType"] == scim_type, (bad, r.text)
+    r = await scim.req(
+        "POST", "/Groups/.search", {"schemas": [SEARCH], "excludedAttributes": ["members"]}
+    )
+    assert r.status_code == 200 and r.json()["totalResults"] == 0
+
+
+async def test_member_display_is_returned_on_request(scim: Scim) -> None:
+    u = await scim.user()
+    r = await scim.req(
+        "POST", "/Groups", {"schemas": [GROUP], "displayName": "G", "members": [{"value": u["id"]}]}
+    )
+    g = r.json()
+    # what the client wrote comes back as written (RFC 7643 §8.7.1 has no members.display)
+    assert [set(m) for m in g["members"]] == [{"value", "$ref", "type"}]
+    r = await scim.req("GET", f"/Groups/{g['id']}", params={"attributes": "members.display"})
+    assert r.json()["members"] == [{"display": "alice@acme.test"}]
+
+
+async def test_removing_active_leaves_it_unassigned(scim: Scim) -> None:
+    u = await scim.user()
+    r = await scim.req(
+        "PATCH",
+        f"/Users/{u['id']}",
+        {"schemas": [PATCH], "Operations": [{"op": "remove", "path": "active"}]},
+    )
+    # RFC 7644 §3.5.2.2: a removed single-valued attribute "SHALL be considered unassigned"
+    assert r.status_code == 200 and "active" not in r.json()
+    assert (await scim.req("GET", f"/Users/{u['id']}")).json().get("active") is None
+    # unassigned is not a deprovisioning: the user stays active for SSO
+    assert (await scim.gate.directories.get_user(u["id"])).state == "active"
+
+
+async def test_extension_value_may_carry_its_schemas(scim: Scim) -> None:
+    u = await scim.user()
+    value = {"schemas": [ENTERPRISE], "department": "Ops"}
+    r = await scim.req(
+        "PATCH",
+        f"/Users/{u['id']}",
+        {"schemas": [PATCH], "Operations": [{"op": "add", "path": ENTERPRISE, "value": value}]},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()[ENTERPRISE] == {"department": "Ops"} and ENTERPRISE in r.json()["schemas"]
+    body = {"schemas": [USER, ENTERPRISE], "userName": "x@acme.test", ENTERPRISE: value}
+    r = await scim.req("POST", "/Users", body)
+    assert r.status_code == 201 and r.json()[ENTERPRISE] == {"department": "Ops"}
