@@ -49,6 +49,7 @@ __all__ = ["SCIMService", "Kind", "MAX_COUNT", "DeprovisionHook", "RequestLog"]
 log = logging.getLogger("sso_gate.scim")
 Kind = Literal["Users", "Groups"]
 MAX_COUNT = 1000  # RFC 7644 §3.4.2.4: the server may return fewer than asked
+MAX_SCAN = 50_000  # resources a filter or sort may evaluate in Python before tooMany
 DeprovisionHook = Callable[[DirectoryUser], Awaitable[None] | None]
 
 
@@ -345,6 +346,17 @@ class SCIMService:
                 rows = [r._mapping for r in (await conn.execute(stmt)).all()]
                 return int(total), await self._resources(
                     conn, directory, kind, rows, related=related
+                )
+            candidates = (
+                await conn.execute(sa.select(sa.func.count()).select_from(table).where(*conds))
+            ).scalar_one()
+            if candidates > MAX_SCAN:
+                # RFC 7644 §3.12 tooMany: the filter does not narrow the search enough to be
+                # answered without scanning the whole directory.
+                raise SCIMError(
+                    f"the filter would examine {candidates} resources (limit {MAX_SCAN}); "
+                    "add an equality on userName, externalId, id, emails.value or displayName",
+                    scim_type="tooMany",
                 )
             rows = [
                 r._mapping

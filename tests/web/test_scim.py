@@ -618,3 +618,20 @@ async def test_extension_value_may_carry_its_schemas(scim: Scim) -> None:
     body = {"schemas": [USER, ENTERPRISE], "userName": "x@acme.test", ENTERPRISE: value}
     r = await scim.req("POST", "/Users", body)
     assert r.status_code == 201 and r.json()[ENTERPRISE] == {"department": "Ops"}
+
+
+async def test_unindexed_filter_on_huge_directory_is_too_many(
+    scim: Scim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sso_gate.services.scim as service
+
+    monkeypatch.setattr(service, "MAX_SCAN", 2)
+    for i in range(3):
+        await scim.user(f"u{i}@acme.test")
+    r = await scim.req("GET", "/Users", params={"filter": "title pr"})
+    assert r.status_code == 400 and r.json()["scimType"] == "tooMany"
+    # an indexed equality narrows the scan: fine
+    r = await scim.req(
+        "GET", "/Users", params={"filter": 'userName eq "u1@acme.test" and title pr'}
+    )
+    assert r.status_code == 200
