@@ -108,14 +108,17 @@ def user_resource(
 
 
 def group_resource(
-    row: repo.Row, base_url: str, members: list[tuple[str, str]] | None
+    row: repo.Row, base_url: str, members: list[tuple[str, str | None]] | None
 ) -> dict[str, Any]:
+    """The SCIM representation; a member whose name is None (not loaded) has no ``display``."""
     stored = dict(row["resource"] or {})
     out: dict[str, Any] = {"schemas": [GROUP_SCHEMA], "id": row["id"]}
     out.update({k: v for k, v in stored.items() if k not in ("schemas", "id", "meta", "members")})
     if members is not None:
         out["members"] = [
             {"value": uid, "display": name, "$ref": f"{base_url}/Users/{uid}", "type": "User"}
+            if name is not None
+            else {"value": uid, "$ref": f"{base_url}/Users/{uid}", "type": "User"}
             for uid, name in members
         ]
     out["meta"] = _meta(

@@ -114,11 +114,13 @@ _ROW = {
     ),
 }
 # INSERT/UPDATE … RETURNING the row (PostgreSQL, SQLite >= 3.35): no re-read after a write.
-_INSERT = {k: sa.insert(t).returning(*t.c) for k, t in _TABLES.items()}
-_UPDATE = {  # the SET clause is the parameters named after columns
-    k: sa.update(t).where(t.c.id == sa.bindparam("row_id")).returning(*t.c)
-    for k, t in _TABLES.items()
+# The SET clause of an update is the parameters named after columns.
+_INSERT_PLAIN = {k: sa.insert(t) for k, t in _TABLES.items()}
+_UPDATE_PLAIN = {
+    k: sa.update(t).where(t.c.id == sa.bindparam("row_id")) for k, t in _TABLES.items()
 }
+_INSERT = {k: stmt.returning(*_TABLES[k].c) for k, stmt in _INSERT_PLAIN.items()}
+_UPDATE = {k: stmt.returning(*_TABLES[k].c) for k, stmt in _UPDATE_PLAIN.items()}
 _TAKEN = sa.select(directory_users.c.id).where(
     directory_users.c.directory_id == sa.bindparam("did"),
     directory_users.c.user_name_lower == sa.bindparam("name"),
@@ -228,10 +230,20 @@ class SCIMService:
         return out
 
     async def _group_members(
-        self, conn: AsyncConnection, group_ids: list[str]
-    ) -> dict[str, list[tuple[str, str]]]:
-        out: dict[str, list[tuple[str, str]]] = {g: [] for g in group_ids}
-        if group_ids:
+        self, conn: AsyncConnection, group_ids: list[str], *, display: bool = True
+    ) -> dict[str, list[tuple[str, str | None]]]:
+        """Members in id order: (user id, userName for ``display``). Without ``display`` the
+        ids come from the membership table alone (its primary key, no join): None names."""
+        out: dict[str, list[tuple[str, str | None]]] = {g: [] for g in group_ids}
+        if group_ids and not display:
+            ids = (
+                sa.select(directory_group_members.c.group_id, directory_group_members.c.user_id)
+                .where(directory_group_members.c.group_id.in_(group_ids))
+                .order_by(directory_group_members.c.user_id)
+            )
+            for gid, uid in (await conn.execute(ids)).all():
+                out[gid].append((uid, None))
+        elif group_ids:
             stmt = (
                 sa.select(
                     directory_group_members.c.group_id,
@@ -240,7 +252,8 @@ class SCIMService:
                 )
                 .join(directory_users, directory_users.c.id == directory_group_members.c.user_id)
                 .where(directory_group_members.c.group_id.in_(group_ids))
-                .order_by(directory_users.c.id)
+                # = directory_users.id (the join); walks the primary key, no sort step
+                .order_by(directory_group_members.c.user_id)
             )
             for gid, uid, name in (await conn.execute(stmt)).all():
                 out[gid].append((uid, name))
@@ -254,13 +267,14 @@ class SCIMService:
         rows: list[repo.Row],
         *,
         related: bool,
+        member_display: bool = True,
     ) -> list[dict[str, Any]]:
         base = self._base_url(directory.id)
         ids = [r["id"] for r in rows]
         if kind == "Users":
             groups = await self._user_groups(conn, ids) if related else {}
             return [user_resource(r, base, groups.get(r["id"]) if related else None) for r in rows]
-        members = await self._group_members(conn, ids) if related else {}
+        members = await self._group_members(conn, ids, display=member_display) if related else {}
         return [group_resource(r, base, members.get(r["id"]) if related else None) for r in rows]
 
     def _table(self, kind: Kind) -> sa.Table:
@@ -281,22 +295,46 @@ class SCIMService:
             raise _not_found(kind, rid)
         return row._mapping
 
+    async def _insert(
+        self, conn: AsyncConnection, directory: Directory, kind: Kind, values: dict[str, Any]
+    ) -> repo.Row:
+        """Insert the row and return it as stored."""
+        if conn.dialect.insert_returning:
+            return (await conn.execute(_INSERT[kind], values)).one()._mapping
+        await conn.execute(_INSERT_PLAIN[kind], values)  # SQLite < 3.35: no RETURNING
+        return await self._row(conn, directory, kind, values["id"])
+
     async def _update(
         self, conn: AsyncConnection, kind: Kind, rid: str, values: dict[str, Any]
     ) -> repo.Row:
         """Update the row and return it as it now is (``_row`` read it in this transaction)."""
-        row = (await conn.execute(_UPDATE[kind], {"row_id": rid, **values})).first()
+        params = {"row_id": rid, **values}
+        if conn.dialect.update_returning:
+            found = (await conn.execute(_UPDATE[kind], params)).first()
+            row = None if found is None else found._mapping
+        else:  # SQLite < 3.35: no RETURNING
+            await conn.execute(_UPDATE_PLAIN[kind], params)
+            row = await repo.get_by_id(conn, _TABLES[kind], rid)
         if row is None:  # pragma: no cover - deleted by a concurrent transaction
             raise _not_found(kind, rid)
-        return row._mapping
+        return row
 
     async def get(
-        self, directory: Directory, kind: Kind, rid: str, *, related: bool = True
+        self,
+        directory: Directory,
+        kind: Kind,
+        rid: str,
+        *,
+        related: bool = True,
+        member_display: bool = True,
     ) -> dict[str, Any]:
-        """The resource; with ``related=False`` without ``groups``/``members`` (not loaded)."""
+        """The resource; ``related`` and ``member_display`` as for the write methods."""
         async with self._rt.read() as conn:
             row = await self._row(conn, directory, kind, rid)
-            return (await self._resources(conn, directory, kind, [row], related=related))[0]
+            resources = await self._resources(
+                conn, directory, kind, [row], related=related, member_display=member_display
+            )
+            return resources[0]
 
     async def list_resources(
         self,
@@ -316,6 +354,7 @@ class SCIMService:
         table = self._table(kind)
         conds = self._scope(kind, directory)
         flt = scim_filter.parse_filter(filter_text) if filter_text else None
+        unique = False  # an equality on a unique column: at most one candidate
         if flt is not None:
             for key, value in scim_filter.indexable_equalities(flt, rtype).items():
                 column = {
@@ -329,6 +368,8 @@ class SCIMService:
                     conds.append(directory_users.c.state == ("active" if value else "inactive"))
                 elif column is not None and column in table.c:
                     conds.append(table.c[column] == value)
+                    # ids, and userNames within a directory (uq_directory_users_user_name)
+                    unique = unique or column in ("id", "user_name_lower")
         count = max(0, min(count, MAX_COUNT))
         start = max(1, start_index)
         async with self._rt.read() as conn:
@@ -348,8 +389,12 @@ class SCIMService:
                     conn, directory, kind, rows, related=related
                 )
             candidates = (
-                await conn.execute(sa.select(sa.func.count()).select_from(table).where(*conds))
-            ).scalar_one()
+                1  # no need to count (a query saved on the IdPs' userName lookups)
+                if unique
+                else (
+                    await conn.execute(sa.select(sa.func.count()).select_from(table).where(*conds))
+                ).scalar_one()
+            )
             if candidates > MAX_SCAN:
                 # RFC 7644 §3.12 tooMany: the filter does not narrow the search enough to be
                 # answered without scanning the whole directory.
@@ -472,8 +517,9 @@ class SCIMService:
 
     # The write methods take ``related`` (False: the response may leave out ``groups`` /
     # ``members``, which are then not loaded: the caller's ``attributes`` /
-    # ``excludedAttributes`` drop them) and ``log`` (the request log entry to write in the
-    # same transaction).
+    # ``excludedAttributes`` drop them), ``member_display`` (False: the members' ``display``
+    # may be left out, so only their ids are read) and ``log`` (the request log entry to write
+    # in the same transaction).
 
     async def create(
         self,
@@ -482,6 +528,7 @@ class SCIMService:
         body: Any,
         *,
         related: bool = True,
+        member_display: bool = True,
         log: RequestLog | None = None,
     ) -> dict[str, Any]:
         rtype = self.rtype(kind)
@@ -509,7 +556,7 @@ class SCIMService:
                     "created_at": now,
                     "updated_at": now,
                 }
-                row = (await conn.execute(_INSERT[kind], values)).one()._mapping
+                row = await self._insert(conn, directory, kind, values)
                 if kind == "Users":
                     tx.events.append(
                         await self._events.record(
@@ -534,7 +581,10 @@ class SCIMService:
                     await self._set_members(
                         tx, directory, row, [m for m in members if isinstance(m, str)], []
                     )
-                    out = (await self._resources(conn, directory, kind, [row], related=related))[0]
+                    resources = await self._resources(
+                        conn, directory, kind, [row], related=related, member_display=member_display
+                    )
+                    out = resources[0]
         except IntegrityError:
             raise SCIMError(
                 "a resource with these unique attributes already exists",
@@ -553,6 +603,7 @@ class SCIMService:
         if_match: str | None,
         *,
         related: bool = True,
+        member_display: bool = True,
         log: RequestLog | None = None,
     ) -> dict[str, Any]:
         rtype = self.rtype(kind)
@@ -569,7 +620,9 @@ class SCIMService:
             resource.pop("groups", None)
             return _Change(resource, replace_members=members)
 
-        return await self._store(directory, kind, rid, change, if_match, related, log)
+        return await self._store(
+            directory, kind, rid, change, if_match, related, member_display, log
+        )
 
     async def patch(
         self,
@@ -580,6 +633,7 @@ class SCIMService:
         if_match: str | None,
         *,
         related: bool = True,
+        member_display: bool = True,
         log: RequestLog | None = None,
     ) -> dict[str, Any]:
         rtype = self.rtype(kind)
@@ -609,7 +663,9 @@ class SCIMService:
                 attributes_changed=result.changed,
             )
 
-        return await self._store(directory, kind, rid, change, if_match, related, log)
+        return await self._store(
+            directory, kind, rid, change, if_match, related, member_display, log
+        )
 
     async def _store(
         self,
@@ -619,6 +675,7 @@ class SCIMService:
         change: Callable[[repo.Row], _Change | None],
         if_match: str | None,
         related: bool,
+        member_display: bool,
         log: RequestLog | None,
     ) -> dict[str, Any]:
         """Read the resource, ``change`` it and write it, in one transaction."""
@@ -633,7 +690,10 @@ class SCIMService:
                     new = row
                 else:
                     new = await self._apply(tx, directory, kind, row, plan, if_match, deprovisioned)
-                out = (await self._resources(conn, directory, kind, [new], related=related))[0]
+                resources = await self._resources(
+                    conn, directory, kind, [new], related=related, member_display=member_display
+                )
+                out = resources[0]
         except IntegrityError:
             raise SCIMError(
                 "a resource with these unique attributes already exists",

@@ -252,20 +252,24 @@ def scim_routes(gate: SSOGate) -> list[BaseRoute]:
         "Groups": {"members": [{"value": "v", "display": "d", "$ref": "r", "type": "User"}]},
     }
 
-    def wants_related(kind: Kind, request: Request) -> bool:
-        """Whether the response shows ``groups`` / ``members`` (else they need not be loaded,
-        e.g. ``?excludedAttributes=members``): asked of the projection itself, on a probe."""
+    def loads(kind: Kind, request: Request) -> dict[str, bool]:
+        """What the response shows, so the service loads no more: ``related`` (``groups`` /
+        ``members`` at all, not with ``?excludedAttributes=members``) and ``member_display``
+        (the members' ``display``, returned on request only). Asked of the projection
+        itself, on a probe resource."""
         q = request.query_params
-        attributes, excluded = _csv(q, "attributes"), _csv(q, "excludedAttributes")
-        if attributes is None and excluded is None:
-            return True
         try:
             probe = scim_schema.project(
-                gate.scim.rtype(kind), probes[kind], attributes=attributes, excluded=excluded
+                gate.scim.rtype(kind),
+                probes[kind],
+                attributes=_csv(q, "attributes"),
+                excluded=_csv(q, "excludedAttributes"),
             )
         except Exception:  # pragma: no cover - shaped() reports it, after the change
-            return True
-        return bool(probe)
+            return {"related": True, "member_display": True}
+        shown = probe.get("groups" if kind == "Users" else "members") or []
+        display = kind == "Users" or any("display" in m for m in shown)
+        return {"related": bool(shown), "member_display": display}
 
     def etag_headers(resource: dict[str, Any]) -> dict[str, str]:
         meta = resource.get("meta") or {}
@@ -328,7 +332,7 @@ def scim_routes(gate: SSOGate) -> list[BaseRoute]:
                 d,
                 kind,
                 await _body(request, s.max_api_body),
-                related=wants_related(kind, request),
+                **loads(kind, request),
                 log=log_entry(request, 201),
             )
             return scim_response(shaped(kind, resource, request), 201, etag_headers(resource))
@@ -338,7 +342,7 @@ def scim_routes(gate: SSOGate) -> list[BaseRoute]:
     def get_endpoint(kind: Kind) -> Any:
         async def fn(request: Request, d: Directory) -> Response:
             resource = await gate.scim.get(
-                d, kind, request.path_params["id"], related=wants_related(kind, request)
+                d, kind, request.path_params["id"], **loads(kind, request)
             )
             return scim_response(shaped(kind, resource, request), 200, etag_headers(resource))
 
@@ -352,7 +356,7 @@ def scim_routes(gate: SSOGate) -> list[BaseRoute]:
                 request.path_params["id"],
                 await _body(request, s.max_api_body),
                 request.headers.get("if-match"),
-                related=wants_related(kind, request),
+                **loads(kind, request),
                 log=log_entry(request, 200),
             )
             return scim_response(shaped(kind, resource, request), 200, etag_headers(resource))
@@ -367,7 +371,7 @@ def scim_routes(gate: SSOGate) -> list[BaseRoute]:
                 request.path_params["id"],
                 await _body(request, s.max_api_body),
                 request.headers.get("if-match"),
-                related=wants_related(kind, request),
+                **loads(kind, request),
                 log=log_entry(request, 200),
             )
             return scim_response(shaped(kind, resource, request), 200, etag_headers(resource))
