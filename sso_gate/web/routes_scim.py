@@ -296,10 +296,8 @@ def scim_routes(gate: SSOGate) -> list[BaseRoute]:
                     "sortOrder must be ascending or descending", scim_type="invalidValue"
                 )
             attrs, excluded = _csv(q, "attributes"), _csv(q, "excludedAttributes")
-            related_attr = "groups" if kind == "Users" else "members"
-            related = not (excluded and related_attr in excluded) and (
-                attrs is None or any(a.split(".")[0] == related_attr for a in attrs)
-            )
+            # the projection decides (case-insensitive, URN-qualified names included)
+            related = loads(kind, request)["related"]
             total, items = await gate.scim.list_resources(
                 d,
                 kind,

@@ -635,3 +635,13 @@ async def test_unindexed_filter_on_huge_directory_is_too_many(
         "GET", "/Users", params={"filter": 'userName eq "u1@acme.test" and title pr'}
     )
     assert r.status_code == 200
+
+
+async def test_list_attributes_are_case_insensitive(scim: Scim) -> None:
+    u = await scim.user()
+    await scim.req(
+        "POST", "/Groups", {"schemas": [GROUP], "displayName": "G", "members": [{"value": u["id"]}]}
+    )
+    for attrs in ("Members", f"{GROUP}:members", "members"):
+        r = (await scim.req("GET", "/Groups", params={"attributes": attrs})).json()
+        assert [m["value"] for m in r["Resources"][0]["members"]] == [u["id"]], attrs
