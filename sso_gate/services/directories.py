@@ -117,6 +117,22 @@ async def groups_of(conn: Any, user_ids: list[str]) -> dict[str, list[DirectoryG
     return out
 
 
+def _scope(
+    table: sa.Table, directory_id: str | None, organization_id: str | None, related: str | None
+) -> list[sa.ColumnElement[bool]]:
+    """The filters every directory listing starts from; one of the three scopes is required."""
+    if not (directory_id or organization_id or related):
+        raise ValidationError(
+            "give a directory, an organization or a related id", field="directory"
+        )
+    where: list[sa.ColumnElement[bool]] = []
+    if directory_id:
+        where.append(table.c.directory_id == directory_id)
+    if organization_id:
+        where.append(table.c.organization_id == organization_id)
+    return where
+
+
 def _new_token() -> str:
     return "scim_" + secrets.token_urlsafe(32)
 
@@ -304,15 +320,9 @@ class DirectoriesService:
         after: str | None = None,
         order: repo.Order = "desc",
     ) -> ListPage:
-        if not (directory_id or group_id or organization_id):
-            raise ValidationError(
-                "give directory_id, group_id or organization_id", field="directory"
-            )
-        where: list[sa.ColumnElement[bool]] = []
-        if directory_id:
-            where.append(directory_users.c.directory_id == directory_id)
-        if organization_id:
-            where.append(directory_users.c.organization_id == organization_id)
+        where = _scope(directory_users, directory_id, organization_id, group_id)
+        # deleted users are tombstones kept only to refuse their SSO logins
+        where.append(directory_users.c.state != "deleted")
         if email:
             where.append(directory_users.c.email == email.lower())
         if state:
@@ -335,7 +345,7 @@ class DirectoriesService:
     async def get_user(self, user_id: str) -> DirectoryUser:
         async with self._rt.read() as conn:
             row = await repo.get_by_id(conn, directory_users, user_id)
-            if row is None:
+            if row is None or row["state"] == "deleted":
                 raise NotFoundError(f"directory user {user_id!r} not found")
             groups = await groups_of(conn, [user_id])
         return user_from_row(row, tuple(groups[user_id]))
@@ -351,15 +361,7 @@ class DirectoriesService:
         after: str | None = None,
         order: repo.Order = "desc",
     ) -> ListPage:
-        if not (directory_id or user_id or organization_id):
-            raise ValidationError(
-                "give directory_id, user_id or organization_id", field="directory"
-            )
-        where: list[sa.ColumnElement[bool]] = []
-        if directory_id:
-            where.append(directory_groups.c.directory_id == directory_id)
-        if organization_id:
-            where.append(directory_groups.c.organization_id == organization_id)
+        where = _scope(directory_groups, directory_id, organization_id, user_id)
         if user_id:
             where.append(
                 directory_groups.c.id.in_(

@@ -645,3 +645,13 @@ async def test_list_attributes_are_case_insensitive(scim: Scim) -> None:
     for attrs in ("Members", f"{GROUP}:members", "members"):
         r = (await scim.req("GET", "/Groups", params={"attributes": attrs})).json()
         assert [m["value"] for m in r["Resources"][0]["members"]] == [u["id"]], attrs
+
+
+async def test_deleted_users_are_gone_from_the_api(scim: Scim) -> None:
+    from sso_gate import NotFoundError
+
+    u = await scim.user()
+    await scim.req("DELETE", f"/Users/{u['id']}")
+    assert (await scim.gate.directories.list_users(directory_id=scim.directory.id)).data == ()
+    with pytest.raises(NotFoundError):
+        await scim.gate.directories.get_user(u["id"])
