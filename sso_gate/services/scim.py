@@ -610,11 +610,7 @@ class SCIMService:
         base = self._base_url(directory.id)
 
         def change(current: repo.Row) -> _Change:
-            existing = (
-                user_resource(current, base)
-                if kind == "Users"
-                else group_resource(current, base, None)
-            )
+            existing = _stored(kind, current, base)
             resource = scim_schema.validate_resource(rtype, body, existing=existing)
             members = resource.pop("members", None) if kind == "Groups" else None
             resource.pop("groups", None)
@@ -640,11 +636,7 @@ class SCIMService:
         base = self._base_url(directory.id)
 
         def change(current: repo.Row) -> _Change | None:
-            existing = (
-                user_resource(current, base)
-                if kind == "Users"
-                else group_resource(current, base, None)
-            )
+            existing = _stored(kind, current, base)
             result = scim_patch.apply_patch(rtype, existing, body)
             resource = {
                 k: v
@@ -824,6 +816,11 @@ class SCIMService:
                     )
                 )
         await self._after(tx, deprovisioned)
+
+
+def _stored(kind: Kind, row: repo.Row, base: str) -> dict[str, Any]:
+    """The resource as stored (no groups/members), the input of PUT validation and PATCH."""
+    return user_resource(row, base) if kind == "Users" else group_resource(row, base, None)
 
 
 def _diff(old: repo.Row, new: repo.Row) -> dict[str, Any]:

@@ -346,24 +346,11 @@ def scim_routes(gate: SSOGate) -> list[BaseRoute]:
 
         return fn
 
-    def put_endpoint(kind: Kind) -> Any:
-        async def fn(request: Request, d: Directory) -> Response:
-            resource = await gate.scim.replace(
-                d,
-                kind,
-                request.path_params["id"],
-                await _body(request, s.max_api_body),
-                request.headers.get("if-match"),
-                **loads(kind, request),
-                log=log_entry(request, 200),
-            )
-            return scim_response(shaped(kind, resource, request), 200, etag_headers(resource))
+    def write_endpoint(kind: Kind, op: str) -> Any:
+        """PUT (``replace``) and PATCH (``patch``): same inputs, same response."""
 
-        return fn
-
-    def patch_endpoint(kind: Kind) -> Any:
         async def fn(request: Request, d: Directory) -> Response:
-            resource = await gate.scim.patch(
+            resource = await getattr(gate.scim, op)(
                 d,
                 kind,
                 request.path_params["id"],
@@ -427,9 +414,15 @@ def scim_routes(gate: SSOGate) -> list[BaseRoute]:
             Route(f"{p}/{kind}/.search", handler(list_endpoint(k, search=True)), methods=["POST"]),
             Route(f"{p}/{kind}", handler(create_endpoint(k), mutating=True), methods=["POST"]),
             Route(f"{p}/{kind}/{{id}}", handler(get_endpoint(k)), methods=["GET"]),
-            Route(f"{p}/{kind}/{{id}}", handler(put_endpoint(k), mutating=True), methods=["PUT"]),
             Route(
-                f"{p}/{kind}/{{id}}", handler(patch_endpoint(k), mutating=True), methods=["PATCH"]
+                f"{p}/{kind}/{{id}}",
+                handler(write_endpoint(k, "replace"), mutating=True),
+                methods=["PUT"],
+            ),
+            Route(
+                f"{p}/{kind}/{{id}}",
+                handler(write_endpoint(k, "patch"), mutating=True),
+                methods=["PATCH"],
             ),
             Route(
                 f"{p}/{kind}/{{id}}", handler(delete_endpoint(k), mutating=True), methods=["DELETE"]
