@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -12,6 +13,7 @@ from sso_gate._time import Clock, utcnow
 from sso_gate.models import Profile
 from sso_gate.services._runtime import Runtime
 from sso_gate.services.connections import ConnectionsService
+from sso_gate.services.delivery import DeliveryWorker
 from sso_gate.services.directories import DirectoriesService
 from sso_gate.services.events import EventsService, Subscriber
 from sso_gate.services.organizations import OrganizationsService
@@ -20,6 +22,7 @@ from sso_gate.services.saml_flow import SAMLFlow
 from sso_gate.services.scim import DeprovisionHook, SCIMService
 from sso_gate.services.sessions import SessionsService
 from sso_gate.services.sso import SSOService
+from sso_gate.services.webhooks import WebhooksService
 from sso_gate.settings import Settings
 from sso_gate.store.db import create_engine, migrate
 from sso_gate.store.onetime import OneTimeStore, create_onetime_store
@@ -72,6 +75,12 @@ class SSOGate:
         self.scim = SCIMService(
             self._rt, self.events, self.sessions, self.directories.scim_base_url
         )
+        self.webhooks = WebhooksService(self._rt, self.events)
+        # an injected client (tests) serves webhook deliveries too; otherwise the worker keeps
+        # its own connection pool, sized by SSO_GATE_WEBHOOK_CONCURRENCY
+        self.worker = DeliveryWorker(self._rt, self.events, self.webhooks, http=http_client)
+        self._worker_task: asyncio.Task[None] | None = None
+        self._worker_stop = asyncio.Event()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> SSOGate:
@@ -115,7 +124,32 @@ class SSOGate:
         """Create or upgrade the database schema (what ``sso-gate migrate`` runs)."""
         await migrate(self._rt.engine)
 
+    async def start_worker(self) -> None:
+        """Start the in-process delivery worker (``SSO_GATE_WORKER=inline``, the default); the
+        ASGI lifespan calls this at startup. A no-op when the setting is ``off``."""
+        if self.settings.worker != "inline" or self._worker_task is not None:
+            return
+        self._worker_stop = asyncio.Event()
+        self._worker_task = asyncio.create_task(self.worker.run(self._worker_stop))
+
+    async def stop_worker(self) -> None:
+        """Stop the in-process worker after its current pass (ASGI lifespan shutdown)."""
+        task, self._worker_task = self._worker_task, None
+        if task is None:
+            return
+        self._worker_stop.set()
+        try:
+            await asyncio.wait_for(task, timeout=self.settings.webhook_timeout + 5)
+        except TimeoutError:
+            task.cancel()
+
+    async def run_worker(self, stop: asyncio.Event) -> None:
+        """Run the delivery worker in the foreground until ``stop`` is set (``sso-gate worker``)."""
+        await self.worker.run(stop)
+
     async def aclose(self) -> None:
+        await self.stop_worker()
+        await self.worker.aclose()
         if self._owns_http:
             await self._rt.http.aclose()
         await self._rt.onetime.close()

@@ -32,6 +32,10 @@ __all__ = [
     "Directory",
     "DirectoryUser",
     "DirectoryGroup",
+    "EVENT_NAMES",
+    "WebhookEndpoint",
+    "WebhookDelivery",
+    "WebhookAttempt",
 ]
 
 SSOPolicy = Literal["required", "optional"]
@@ -340,6 +344,145 @@ class Event:
             "data": self.data,
             "organization_id": self.organization_id,
             "created_at": isoformat(self.created_at),
+        }
+
+
+# Every event the gate emits (WorkOS names where WorkOS has one). Webhook subscriptions are
+# checked against this list; tests/test_events_registry.py checks the code emits nothing else.
+EVENT_NAMES: frozenset[str] = frozenset(
+    {
+        "authentication.sso_succeeded",
+        "authentication.sso_failed",
+        "connection.created",
+        "connection.updated",
+        "connection.activated",
+        "connection.deactivated",
+        "connection.deleted",
+        "connection.saml_certificate_renewal_required",
+        "dsync.activated",
+        "dsync.deleted",
+        "dsync.user.created",
+        "dsync.user.updated",
+        "dsync.user.deleted",
+        "dsync.group.created",
+        "dsync.group.updated",
+        "dsync.group.deleted",
+        "dsync.group.user_added",
+        "dsync.group.user_removed",
+        "organization.created",
+        "organization.updated",
+        "organization.deleted",
+        "organization_domain.created",
+        "organization_domain.deleted",
+        "session.revoked",
+        "webhook_endpoint.disabled",
+        "webhook_endpoint.enabled",
+    }
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WebhookEndpoint:
+    """A receiver of signed event deliveries. The secret is never part of this object: it is
+    returned once by ``create``/``rotate_secret``; ``secret_hint`` shows its last characters."""
+
+    id: str
+    url: str
+    events: tuple[str, ...]
+    organization_id: str | None
+    description: str | None
+    enabled: bool
+    disabled_reason: str | None
+    secret_hint: str
+    secret_rotating_until: datetime | None
+    consecutive_failures: int
+    failing_since: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "object": "webhook_endpoint",
+            "id": self.id,
+            "url": self.url,
+            "events": list(self.events),
+            "organization_id": self.organization_id,
+            "description": self.description,
+            "enabled": self.enabled,
+            "state": "enabled" if self.enabled else "disabled",
+            "disabled_reason": self.disabled_reason,
+            "secret_hint": self.secret_hint,
+            "secret_rotating_until": isoformat(self.secret_rotating_until)
+            if self.secret_rotating_until
+            else None,
+            "consecutive_failures": self.consecutive_failures,
+            "failing_since": isoformat(self.failing_since) if self.failing_since else None,
+            "created_at": isoformat(self.created_at),
+            "updated_at": isoformat(self.updated_at),
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """One event for one endpoint. ``status``: pending, succeeded, failed (retries exhausted)."""
+
+    id: str
+    endpoint_id: str
+    event_id: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "object": "webhook_delivery",
+            "id": self.id,
+            "endpoint_id": self.endpoint_id,
+            "event_id": self.event_id,
+            "status": self.status,
+            "attempts": self.attempts,
+            "next_attempt_at": isoformat(self.next_attempt_at) if self.next_attempt_at else None,
+            "last_status_code": self.last_status_code,
+            "last_error": self.last_error,
+            "created_at": isoformat(self.created_at),
+            "updated_at": isoformat(self.updated_at),
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WebhookAttempt:
+    """One HTTP request of a delivery: outcome, status, latency and the start of the answer."""
+
+    id: str
+    delivery_id: str
+    endpoint_id: str
+    event_id: str
+    attempt: int
+    started_at: datetime
+    succeeded: bool
+    status_code: int | None
+    latency_ms: float
+    response_excerpt: str | None
+    error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "object": "webhook_attempt",
+            "id": self.id,
+            "delivery_id": self.delivery_id,
+            "endpoint_id": self.endpoint_id,
+            "event_id": self.event_id,
+            "attempt": self.attempt,
+            "started_at": isoformat(self.started_at),
+            "succeeded": self.succeeded,
+            "status_code": self.status_code,
+            "latency_ms": round(self.latency_ms, 2),
+            "response_excerpt": self.response_excerpt,
+            "error": self.error,
         }
 
 

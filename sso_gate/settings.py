@@ -79,6 +79,16 @@ class Settings:
     allow_private_urls: bool = False
     max_saml_response: int = 256 * 1024
     metadata_refresh_interval: int = 24 * 3600
+    # events and webhooks (services/delivery.py)
+    worker: Literal["inline", "off"] = "inline"
+    worker_poll_interval: float = 1.0
+    webhook_timeout: float = 10.0
+    webhook_concurrency: int = 32
+    webhook_retry_schedule: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+    webhook_disable_after_failures: int = 20
+    webhook_disable_after: int = 5 * 24 * 3600
+    webhook_secret_grace: int = 24 * 3600
+    event_retention_days: int = 30
 
     def __post_init__(self) -> None:
         self._validate()
@@ -124,6 +134,11 @@ class Settings:
             ("MAX_API_BODY", "max_api_body"),
             ("MAX_SAML_RESPONSE", "max_saml_response"),
             ("METADATA_REFRESH_INTERVAL", "metadata_refresh_interval"),
+            ("WEBHOOK_CONCURRENCY", "webhook_concurrency"),
+            ("WEBHOOK_DISABLE_AFTER_FAILURES", "webhook_disable_after_failures"),
+            ("WEBHOOK_DISABLE_AFTER", "webhook_disable_after"),
+            ("WEBHOOK_SECRET_GRACE", "webhook_secret_grace"),
+            ("EVENT_RETENTION_DAYS", "event_retention_days"),
         ):
             if (raw := get(name)) is not None:
                 kw[attr] = _int(f"SSO_GATE_{name}", raw)
@@ -131,6 +146,8 @@ class Settings:
             ("HTTP_TIMEOUT", "http_timeout"),
             ("SESSION_CACHE_TTL", "session_cache_ttl"),
             ("ROUTING_CACHE_TTL", "routing_cache_ttl"),
+            ("WORKER_POLL_INTERVAL", "worker_poll_interval"),
+            ("WEBHOOK_TIMEOUT", "webhook_timeout"),
         ):
             if (raw := get(name)) is not None:
                 kw[attr] = _float(f"SSO_GATE_{name}", raw)
@@ -138,6 +155,14 @@ class Settings:
             kw["allow_http_idp"] = _bool("SSO_GATE_ALLOW_HTTP_IDP", raw)
         if (raw := get("ALLOW_PRIVATE_URLS")) is not None:
             kw["allow_private_urls"] = _bool("SSO_GATE_ALLOW_PRIVATE_URLS", raw)
+        if (raw := get("WORKER")) is not None:
+            kw["worker"] = raw.lower()
+        if (raw := get("WEBHOOK_RETRY_SCHEDULE")) is not None:
+            kw["webhook_retry_schedule"] = tuple(
+                _float("SSO_GATE_WEBHOOK_RETRY_SCHEDULE", part)
+                for part in raw.split(",")
+                if part.strip()
+            )
         kw.update(overrides)
         return cls(**kw)  # type: ignore[arg-type]
 
@@ -246,6 +271,29 @@ class Settings:
             raise ConfigurationError("SSO_GATE_CLOCK_SKEW above 600 seconds is unsafe")
         if self.http_timeout <= 0:
             raise ConfigurationError("SSO_GATE_HTTP_TIMEOUT must be positive")
+        if self.worker not in ("inline", "off"):
+            raise ConfigurationError(
+                f"SSO_GATE_WORKER must be 'inline' or 'off', got {self.worker!r}"
+            )
+        for var, seconds in (
+            ("SSO_GATE_WORKER_POLL_INTERVAL", self.worker_poll_interval),
+            ("SSO_GATE_WEBHOOK_TIMEOUT", self.webhook_timeout),
+        ):
+            if not seconds > 0:
+                raise ConfigurationError(f"{var} must be positive, got {seconds:g}")
+        for name, number, low in (
+            ("SSO_GATE_WEBHOOK_CONCURRENCY", self.webhook_concurrency, 1),
+            ("SSO_GATE_WEBHOOK_DISABLE_AFTER_FAILURES", self.webhook_disable_after_failures, 1),
+            ("SSO_GATE_WEBHOOK_DISABLE_AFTER", self.webhook_disable_after, 0),
+            ("SSO_GATE_WEBHOOK_SECRET_GRACE", self.webhook_secret_grace, 0),
+            ("SSO_GATE_EVENT_RETENTION_DAYS", self.event_retention_days, 1),
+        ):
+            if number < low:
+                raise ConfigurationError(f"{name} must be at least {low}, got {number}")
+        if not self.webhook_retry_schedule or any(d < 0 for d in self.webhook_retry_schedule):
+            raise ConfigurationError(
+                "SSO_GATE_WEBHOOK_RETRY_SCHEDULE must be a comma-separated list of seconds >= 0"
+            )
         if not self.cookie_name.replace("_", "").replace("-", "").isalnum():
             raise ConfigurationError("SSO_GATE_COOKIE_NAME may use letters, digits, '_' and '-'")
 

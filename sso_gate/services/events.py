@@ -1,18 +1,24 @@
 """Events (WorkOS names): written in the transaction of the change that causes them
-(transactional outbox), handed to in-process subscribers after commit."""
+(transactional outbox), handed to in-process subscribers after commit, numbered in commit order
+by the sequencer (``_outbox.py``), delivered to webhooks by the worker (``delivery.py``) and
+readable in order through :meth:`EventsService.list` (the Events API)."""
 
 from __future__ import annotations
 
 import fnmatch
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sso_gate._ids import new_id
-from sso_gate.models import Event
+from sso_gate.exceptions import NotFoundError, ValidationError
+from sso_gate.models import EVENT_NAMES, Event, ListPage
+from sso_gate.services import _outbox
 from sso_gate.services._runtime import Runtime
 from sso_gate.store.tables import events as events_table
 
@@ -28,6 +34,8 @@ class EventsService:
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
         self._subscribers: list[tuple[str, Subscriber]] = []
+        # called after every commit that wrote events (the inline worker wakes up)
+        self.committed_listeners: list[Callable[[], None]] = []
 
     def subscribe(self, pattern: str, fn: Subscriber) -> None:
         """Call ``fn`` for every committed event whose name matches ``pattern`` (``dsync.*``)."""
@@ -71,6 +79,10 @@ class EventsService:
 
     async def dispatch(self, events: Iterable[Event]) -> None:
         """Hand committed events to subscribers; a failing subscriber is logged, never raised."""
+        events = list(events)
+        if events:
+            for listener in self.committed_listeners:
+                listener()
         for ev in events:
             for pattern, fn in self._subscribers:
                 if not fnmatch.fnmatchcase(ev.event, pattern):
@@ -81,3 +93,108 @@ class EventsService:
                         await result
                 except Exception:
                     log.exception("event subscriber %r failed on %s", fn, ev.id)
+
+    # -- the feed (Events API) -----------------------------------------------------------------
+
+    async def sequence(self) -> int:
+        """Number the committed events that have no place in the feed yet (and fan them out to
+        webhook endpoints). The worker does this continuously; :meth:`list` does it first too,
+        so the feed is current even without a running worker."""
+        total = 0
+        while True:
+            async with self._rt.transaction() as conn:
+                n = await _outbox.sequence(conn, self._rt.clock())
+            total += n
+            if n < _outbox.BATCH:
+                return total
+
+    async def list(
+        self,
+        *,
+        after: str | None = None,
+        events: Sequence[str] | None = None,
+        organization_id: str | None = None,
+        range_start: datetime | None = None,
+        range_end: datetime | None = None,
+        limit: int = 10,
+    ) -> ListPage:
+        """Events in commit order, oldest first, after the event id ``after``.
+
+        ``list_metadata.after`` is the id of the last event returned (or the given cursor when
+        the page is empty): pass it back to continue, now or after downtime.
+        """
+        if not 1 <= limit <= 100:
+            raise ValidationError("limit must be between 1 and 100", field="limit")
+        if events is not None:
+            unknown = sorted(set(events) - EVENT_NAMES)
+            if unknown:
+                raise ValidationError(
+                    f"unknown event name(s): {', '.join(unknown)}", field="events"
+                )
+        if range_start and range_end and range_start > range_end:
+            raise ValidationError("range_start must be before range_end", field="range_start")
+        await self.sequence()
+        t = events_table
+        conds: list[sa.ColumnElement[bool]] = [t.c.seq.is_not(None)]
+        async with self._rt.read() as conn:
+            if after is not None:
+                cursor = (
+                    await conn.execute(sa.select(t.c.seq).where(t.c.id == after))
+                ).scalar_one_or_none()
+                if cursor is None:
+                    raise ValidationError(
+                        f"event {after!r} not found (unknown id, or older than the retention "
+                        f"period of {self._rt.settings.event_retention_days} days)",
+                        field="after",
+                        code="invalid_cursor",
+                    )
+                conds.append(t.c.seq > cursor)
+            if events:
+                conds.append(t.c.event.in_(list(events)))
+            if organization_id is not None:
+                conds.append(t.c.organization_id == organization_id)
+            if range_start is not None:
+                conds.append(t.c.created_at >= range_start)
+            if range_end is not None:
+                conds.append(t.c.created_at < range_end)
+            rows = (
+                await conn.execute(sa.select(t).where(*conds).order_by(t.c.seq).limit(limit))
+            ).all()
+        data = tuple(_event_from_row(r._mapping) for r in rows)
+        return ListPage(data, None, data[-1].id if data else after)
+
+    async def get(self, event_id: str) -> Event:
+        async with self._rt.read() as conn:
+            row = (
+                await conn.execute(sa.select(events_table).where(events_table.c.id == event_id))
+            ).first()
+        if row is None:
+            raise NotFoundError(f"event {event_id!r} not found", code="event_not_found")
+        return _event_from_row(row._mapping)
+
+    async def purge(self, *, older_than_days: int | None = None) -> int:
+        """Delete events (with their deliveries and attempts) older than the retention period
+        (``SSO_GATE_EVENT_RETENTION_DAYS``, default 30). Returns how many were deleted."""
+        days = (
+            self._rt.settings.event_retention_days if older_than_days is None else older_than_days
+        )
+        cutoff = self._rt.clock() - timedelta(days=days)
+        t = events_table
+        total = 0
+        while True:
+            async with self._rt.transaction() as conn:
+                ids = sa.select(t.c.id).where(t.c.created_at < cutoff).limit(5000)
+                result = await conn.execute(sa.delete(t).where(t.c.id.in_(ids.scalar_subquery())))
+            total += result.rowcount or 0
+            if (result.rowcount or 0) < 5000:
+                return total
+
+
+def _event_from_row(row: RowMapping) -> Event:
+    return Event(
+        id=row["id"],
+        event=row["event"],
+        data=row["data"],
+        organization_id=row["organization_id"],
+        created_at=row["created_at"],
+    )

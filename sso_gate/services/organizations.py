@@ -54,6 +54,13 @@ def _mapping(row: repo.Row) -> tuple[tuple[tuple[str, str], ...], str | None]:
     return pairs, settings.get("default_role")
 
 
+def _domain_data(org: Organization, domain: str) -> dict[str, object]:
+    for item in org.domains:
+        if item.domain == domain:
+            return item.to_dict()
+    return {"domain": domain, "organization_id": org.id}
+
+
 def organization_from_rows(row: repo.Row, domain_rows: Iterable[repo.Row]) -> Organization:
     role_mapping, default_role = _mapping(row)
     return Organization(
@@ -233,7 +240,11 @@ class OrganizationsService:
             await self._load(conn, organization_id)
             await self._insert_domains(conn, organization_id, [d])
             org = await self._load(conn, organization_id)
+            ev = await self._events.record(
+                conn, "organization_domain.created", _domain_data(org, d), organization_id
+            )
         self._routing.invalidate([d])
+        await self._events.dispatch([ev])
         return org
 
     async def remove_domain(self, organization_id: str, domain: str) -> Organization:
@@ -250,7 +261,14 @@ class OrganizationsService:
                     f"domain {d} is not a domain of organization {organization_id!r}"
                 )
             org = await self._load(conn, organization_id)
+            ev = await self._events.record(
+                conn,
+                "organization_domain.deleted",
+                {"domain": d, "organization_id": organization_id},
+                organization_id,
+            )
         self._routing.invalidate([d])
+        await self._events.dispatch([ev])
         return org
 
     async def set_role_mapping(

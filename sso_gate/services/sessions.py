@@ -137,8 +137,18 @@ class SessionsService:
     async def revoke(self, session_id: str) -> bool:
         """Kill one session. Returns False if it was not live."""
         async with self._rt.transaction() as conn:
+            row = await repo.get_by_id(conn, sessions, session_id)
             ids = await repo.revoke_sessions(conn, self._rt.clock(), session_id=session_id)
+            if ids and row is not None:
+                ev = await self._events.record(
+                    conn,
+                    "session.revoked",
+                    {"session_ids": ids, "email": row["email"], "profile_id": row["profile_id"]},
+                    row["organization_id"],
+                )
         self._forget(set(ids))
+        if ids and row is not None:
+            await self._events.dispatch([ev])
         return bool(ids)
 
     async def revoke_user(
@@ -159,12 +169,16 @@ class SessionsService:
                 email=email.lower() if email else None,
                 profile_id=profile_id,
             )
+            evs = []
             if ids:
-                await self._events.record(
-                    conn,
-                    "session.revoked",
-                    {"session_ids": ids, "email": email, "profile_id": profile_id},
-                    organization_id,
+                evs.append(
+                    await self._events.record(
+                        conn,
+                        "session.revoked",
+                        {"session_ids": ids, "email": email, "profile_id": profile_id},
+                        organization_id,
+                    )
                 )
         self._forget(set(ids))
+        await self._events.dispatch(evs)
         return ids

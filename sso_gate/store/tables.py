@@ -17,6 +17,10 @@ __all__ = [
     "profiles",
     "sessions",
     "events",
+    "webhook_endpoints",
+    "webhook_deliveries",
+    "webhook_attempts",
+    "worker_leases",
     "directories",
     "directory_users",
     "directory_groups",
@@ -140,6 +144,89 @@ events = sa.Table(
     sa.Column("organization_id", ID, nullable=True, index=True),
     sa.Column("data", sa.JSON(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    # Commit order, assigned after commit by the one sequencer (services/delivery.py): ULIDs are
+    # made before commit, so two instances can commit them out of order; ``seq`` cannot be.
+    # NULL = committed but not yet sequenced (and not yet fanned out to webhook endpoints).
+    sa.Column("seq", sa.BigInteger(), nullable=True),
+    sa.Index("ix_events_seq", "seq", unique=True),
+    sa.Index("ix_events_created_at", "created_at"),
+)
+
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("events", sa.JSON(), nullable=False),
+    sa.Column("organization_id", ID, nullable=True),
+    sa.Column("description", sa.String(500), nullable=True),
+    sa.Column("enabled", sa.Boolean(), nullable=False),
+    sa.Column("disabled_reason", sa.String(500), nullable=True),
+    sa.Column("secret_enc", sa.Text(), nullable=False),
+    sa.Column("secret_hint", sa.String(16), nullable=False),
+    sa.Column("previous_secret_enc", sa.Text(), nullable=True),
+    sa.Column("previous_secret_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("consecutive_failures", sa.Integer(), nullable=False),
+    sa.Column("failing_since", UTCDateTime(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column(
+        "endpoint_id",
+        ID,
+        sa.ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("event_id", ID, sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("claim", sa.String(40), nullable=True),
+    sa.Column("last_status_code", sa.Integer(), nullable=True),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
+    sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    sa.Index("ix_webhook_deliveries_event", "event_id"),
+)
+
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column(
+        "delivery_id",
+        ID,
+        sa.ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("endpoint_id", ID, nullable=False),
+    sa.Column("event_id", ID, nullable=False),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("worker", sa.String(64), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("succeeded", sa.Boolean(), nullable=False),
+    sa.Column("status_code", sa.Integer(), nullable=True),
+    sa.Column("latency_ms", sa.Float(), nullable=False),
+    sa.Column("response_excerpt", sa.String(500), nullable=True),
+    sa.Column("error", sa.String(500), nullable=True),
+    # one row per attempt number: the database itself refuses a second claim of one attempt
+    sa.UniqueConstraint("delivery_id", "attempt", name="uq_webhook_attempts_delivery_attempt"),
+    sa.Index("ix_webhook_attempts_endpoint", "endpoint_id", "started_at"),
+)
+
+worker_leases = sa.Table(
+    "worker_leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
 )
 
 directories = sa.Table(

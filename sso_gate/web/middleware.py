@@ -69,9 +69,42 @@ class GateMiddleware:
         self.sessions = gate.sessions
         self.routing = gate.routing
 
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Start the delivery worker with the app and stop it with the app. If the wrapped app
+        does not speak the lifespan protocol, answer it ourselves."""
+        gate = self.gate
+        started = False
+
+        async def relay() -> Message:
+            nonlocal started
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                started = True
+                await gate.start_worker()
+            elif message["type"] == "lifespan.shutdown":
+                await gate.stop_worker()
+            return message
+
+        try:
+            await self.app(scope, relay, send)
+        except Exception:
+            if started:
+                raise
+            log.info("the wrapped app does not support lifespan; the gate answers it")
+            while True:
+                message = await relay()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            if scope["type"] == "lifespan":
+                await self._lifespan(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         path: str = scope["path"]
         if path.startswith(self.prefix_slash) or path == self.prefix:

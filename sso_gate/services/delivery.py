@@ -1,0 +1,482 @@
+"""The delivery worker: sequences events, delivers webhooks, retries, disables, purges.
+
+Runs inside the app (started by the ASGI lifespan, ``SSO_GATE_WORKER=inline``, the default) or
+as ``sso-gate worker`` processes. One pass (:meth:`DeliveryWorker.run_once`):
+
+1. **sequence** committed events and fan them out to deliveries (``_outbox.sequence``);
+2. **claim** due deliveries in one short transaction — ``FOR UPDATE SKIP LOCKED`` on
+   PostgreSQL, so any number of workers and instances never claim the same delivery; the claim
+   numbers the attempt and pushes ``next_attempt_at`` past the HTTP timeout (a lease: if the
+   worker dies, the delivery is retried when the lease runs out);
+3. **send** them concurrently (``SSO_GATE_WEBHOOK_CONCURRENCY``), signed per Standard Webhooks;
+4. **record** every attempt (status, latency, response excerpt) and the next retry in one
+   transaction; an update only applies while the worker still holds the claim.
+
+On SQLite a single worker is enforced with a lease row (``worker_leases``): a second worker
+stands by until the first one stops or its lease expires.
+
+Retry schedule (``SSO_GATE_WEBHOOK_RETRY_SCHEDULE``, seconds after each failed attempt, ±10 %
+jitter): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h — eight attempts over about 27 hours, then the
+delivery is ``failed``. An endpoint is disabled (event ``webhook_endpoint.disabled``) once it has
+failed ``SSO_GATE_WEBHOOK_DISABLE_AFTER_FAILURES`` attempts in a row (default 20) over at least
+``SSO_GATE_WEBHOOK_DISABLE_AFTER`` seconds (default 5 days). Re-enabling resumes its pending
+deliveries; events that happened while it was disabled can be redelivered by time range.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sso_gate._ids import new_id
+from sso_gate._time import isoformat
+from sso_gate.exceptions import StorageUnavailableError
+from sso_gate.services._runtime import Runtime
+from sso_gate.services.events import EventsService
+from sso_gate.services.webhooks import WebhooksService, endpoint_from_row, signing_secrets
+from sso_gate.store.tables import (
+    events,
+    webhook_attempts,
+    webhook_deliveries,
+    webhook_endpoints,
+    worker_leases,
+)
+from sso_gate.webhooks import signature_header
+
+__all__ = ["DeliveryWorker"]
+
+log = logging.getLogger("sso_gate.worker")
+
+_CLAIM_BATCH = 200
+_LEASE_SECONDS = 30.0
+_PURGE_EVERY = 3600.0
+_EXCERPT = 500
+_USER_AGENT = "sso-gate-webhooks/1"
+
+
+@dataclass(slots=True)
+class _Job:
+    delivery_id: str
+    endpoint_id: str
+    event_id: str
+    attempt: int
+    claim: str
+
+
+@dataclass(slots=True)
+class _Result:
+    job: _Job
+    started_at: datetime
+    succeeded: bool
+    status_code: int | None
+    latency_ms: float
+    excerpt: str | None
+    error: str | None
+
+
+class DeliveryWorker:
+    """Delivers webhooks; see the module docstring. ``name`` identifies it in attempt rows."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        events_service: EventsService,
+        webhooks: WebhooksService,
+        *,
+        name: str | None = None,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._rt = rt
+        self._events = events_service
+        self._webhooks = webhooks
+        self.name = name or f"{socket.gethostname()[:40]}:{os.getpid()}:{new_id('w')[-6:]}"
+        self._http = http
+        self._owns_http = http is None
+        self._wake = asyncio.Event()
+        self._last_purge = 0.0
+        self._is_sqlite = rt.engine.dialect.name == "sqlite"
+        self._has_lease = False
+        events_service.committed_listeners.append(self.wake)
+
+    def wake(self) -> None:
+        """Run the next pass now (called after a commit that wrote events)."""
+        self._wake.set()
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            n = self._rt.settings.webhook_concurrency
+            self._http = httpx.AsyncClient(
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+                headers={"user-agent": _USER_AGENT},
+            )
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._has_lease:
+            await self._release_lease()
+        if self._owns_http and self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    # -- loop ----------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set. Database outages are logged and retried."""
+        poll = self._rt.settings.worker_poll_interval
+        try:
+            while not stop.is_set():
+                try:
+                    busy = await self.run_once()
+                except StorageUnavailableError as exc:
+                    log.warning("webhook worker: %s; retrying", exc.message)
+                    busy = 0
+                except Exception:
+                    log.exception("webhook worker pass failed; retrying")
+                    busy = 0
+                if busy:
+                    continue
+                self._wake.clear()
+                waiters = [
+                    asyncio.ensure_future(stop.wait()),
+                    asyncio.ensure_future(self._wake.wait()),
+                ]
+                try:
+                    await asyncio.wait(waiters, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for w in waiters:
+                        w.cancel()
+        finally:
+            await self.aclose()
+
+    async def run_once(self) -> int:
+        """One pass; returns how many deliveries were attempted (0 = idle)."""
+        if self._is_sqlite and not await self._hold_lease():
+            return 0
+        await self._events.sequence()
+        now_mono = time.monotonic()
+        if now_mono - self._last_purge > _PURGE_EVERY:
+            self._last_purge = now_mono
+            purged = await self._events.purge()
+            if purged:
+                log.info("purged %d events older than the retention period", purged)
+        jobs = await self._claim()
+        if not jobs:
+            return 0
+        results = await self._send_all(jobs)
+        await self._record(results)
+        return len(jobs)
+
+    async def drain(self, *, max_passes: int = 1000) -> None:
+        """Run passes until nothing is due (tests, ``sso-gate worker --once``)."""
+        for _ in range(max_passes):
+            if not await self.run_once():
+                return
+
+    # -- SQLite single-worker lease -----------------------------------------------------------
+
+    async def _hold_lease(self) -> bool:
+        now = self._rt.clock()
+        until = now + timedelta(seconds=_LEASE_SECONDS)
+        got = False
+        async with self._rt.transaction() as conn:
+            result = await conn.execute(
+                sa.update(worker_leases)
+                .where(
+                    worker_leases.c.name == "delivery",
+                    sa.or_(
+                        worker_leases.c.holder == self.name,
+                        worker_leases.c.expires_at < now,
+                    ),
+                )
+                .values(holder=self.name, expires_at=until)
+            )
+            got = bool(result.rowcount)
+            if not got:
+                exists = (
+                    await conn.execute(
+                        sa.select(worker_leases.c.holder).where(worker_leases.c.name == "delivery")
+                    )
+                ).first()
+                if exists is None:
+                    await conn.execute(
+                        sa.insert(worker_leases).values(
+                            name="delivery", holder=self.name, expires_at=until
+                        )
+                    )
+                    got = True
+        if got and not self._has_lease:
+            log.info("webhook worker %s holds the SQLite delivery lease", self.name)
+        elif not got and self._has_lease:
+            log.warning("webhook worker %s lost the delivery lease", self.name)
+        self._has_lease = got
+        return got
+
+    async def _release_lease(self) -> None:
+        try:
+            async with self._rt.transaction() as conn:
+                await conn.execute(
+                    sa.update(worker_leases)
+                    .where(worker_leases.c.name == "delivery", worker_leases.c.holder == self.name)
+                    .values(expires_at=self._rt.clock() - timedelta(seconds=1))
+                )
+        except StorageUnavailableError:
+            pass
+        self._has_lease = False
+
+    # -- claim, send, record -------------------------------------------------------------------
+
+    async def _claim(self) -> list[_Job]:
+        now = self._rt.clock()
+        d, ep = webhook_deliveries, webhook_endpoints
+        lease = now + timedelta(seconds=self._rt.settings.webhook_timeout + _LEASE_SECONDS)
+        claim = new_id("claim")
+        async with self._rt.transaction() as conn:
+            stmt = (
+                sa.select(d.c.id, d.c.endpoint_id, d.c.event_id, d.c.attempts)
+                .join(ep, ep.c.id == d.c.endpoint_id)
+                .where(d.c.status == "pending", d.c.next_attempt_at <= now, ep.c.enabled.is_(True))
+                .order_by(d.c.next_attempt_at)
+                .limit(_CLAIM_BATCH)
+                .with_for_update(of=d, skip_locked=True)
+            )
+            rows = (await conn.execute(stmt)).all()
+            if not rows:
+                return []
+            await conn.execute(
+                sa.update(d)
+                .where(d.c.id.in_([r.id for r in rows]))
+                .values(
+                    attempts=d.c.attempts + 1, next_attempt_at=lease, claim=claim, updated_at=now
+                )
+            )
+        return [_Job(r.id, r.endpoint_id, r.event_id, r.attempts + 1, claim) for r in rows]
+
+    async def _send_all(self, jobs: Sequence[_Job]) -> list[_Result]:
+        now = self._rt.clock()
+        async with self._rt.read() as conn:
+            ev_rows = (
+                await conn.execute(
+                    sa.select(events).where(events.c.id.in_({j.event_id for j in jobs}))
+                )
+            ).all()
+            ep_rows = (
+                await conn.execute(
+                    sa.select(webhook_endpoints).where(
+                        webhook_endpoints.c.id.in_({j.endpoint_id for j in jobs})
+                    )
+                )
+            ).all()
+        bodies = {r.id: _body(r._mapping) for r in ev_rows}
+        endpoints = {r.id: r._mapping for r in ep_rows}
+        secrets = {eid: signing_secrets(self._rt.box, row, now) for eid, row in endpoints.items()}
+        sem = asyncio.Semaphore(self._rt.settings.webhook_concurrency)
+
+        async def one(job: _Job) -> _Result:
+            async with sem:
+                body = bodies.get(job.event_id)
+                endpoint = endpoints.get(job.endpoint_id)
+                if body is None or endpoint is None:  # purged or deleted meanwhile
+                    return _Result(job, now, False, None, 0.0, None, "event or endpoint gone")
+                return await self._send(job, endpoint["url"], body, secrets[job.endpoint_id])
+
+        return list(await asyncio.gather(*(one(j) for j in jobs)))
+
+    async def _send(self, job: _Job, url: str, body: bytes, secrets: list[str]) -> _Result:
+        started = self._rt.clock()
+        ts = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": job.event_id,
+            "webhook-timestamp": str(ts),
+            "webhook-signature": signature_header(secrets, job.event_id, ts, body),
+        }
+        t0 = time.perf_counter()
+        try:
+            async with self.http.stream(
+                "POST",
+                url,
+                content=body,
+                headers=headers,
+                timeout=self._rt.settings.webhook_timeout,
+            ) as resp:
+                excerpt = b""
+                async for chunk in resp.aiter_bytes():
+                    excerpt += chunk
+                    if len(excerpt) >= _EXCERPT:
+                        break
+                status = resp.status_code
+        except httpx.TimeoutException:
+            return _Result(
+                job, started, False, None, _ms(t0), None,
+                f"no answer within {self._rt.settings.webhook_timeout:g} s",
+            )  # fmt: skip
+        except httpx.HTTPError as exc:
+            return _Result(job, started, False, None, _ms(t0), None, _describe(exc))
+        text = excerpt[:_EXCERPT].decode("utf-8", "replace") or None
+        ok = 200 <= status < 300
+        error = None if ok else f"HTTP {status}"
+        return _Result(job, started, ok, status, _ms(t0), text, error)
+
+    async def _record(self, results: Sequence[_Result]) -> None:
+        now = self._rt.clock()
+        schedule = self._rt.settings.webhook_retry_schedule
+        d = webhook_deliveries
+        attempts = [
+            {
+                "id": new_id("wha"),
+                "delivery_id": r.job.delivery_id,
+                "endpoint_id": r.job.endpoint_id,
+                "event_id": r.job.event_id,
+                "attempt": r.job.attempt,
+                "worker": self.name[:64],
+                "started_at": r.started_at,
+                "succeeded": r.succeeded,
+                "status_code": r.status_code,
+                "latency_ms": r.latency_ms,
+                "response_excerpt": r.excerpt,
+                "error": r.error,
+            }
+            for r in results
+        ]
+        updates: list[dict[str, Any]] = []
+        for r in results:
+            if r.succeeded:
+                status, nxt = "succeeded", None
+            elif r.job.attempt > len(schedule):
+                status, nxt = "failed", None
+            else:
+                delay = schedule[r.job.attempt - 1] * random.uniform(0.9, 1.1)  # noqa: S311
+                status, nxt = "pending", now + timedelta(seconds=delay)
+            updates.append(
+                {
+                    "b_id": r.job.delivery_id,
+                    "b_claim": r.job.claim,
+                    "b_status": status,
+                    "b_next": nxt,
+                    "b_code": r.status_code,
+                    "b_error": r.error,
+                    "b_now": now,
+                }
+            )
+        evs = []
+        async with self._rt.transaction() as conn:
+            await conn.execute(sa.insert(webhook_attempts), attempts)
+            await conn.execute(
+                sa.update(d)
+                .where(d.c.id == sa.bindparam("b_id"), d.c.claim == sa.bindparam("b_claim"))
+                .values(
+                    status=sa.bindparam("b_status"),
+                    next_attempt_at=sa.bindparam("b_next"),
+                    claim=None,
+                    last_status_code=sa.bindparam("b_code"),
+                    last_error=sa.bindparam("b_error"),
+                    updated_at=sa.bindparam("b_now"),
+                ),
+                updates,
+            )
+            evs = await self._endpoint_health(conn, results, now)
+        await self._events.dispatch(evs)
+
+    async def _endpoint_health(
+        self, conn: AsyncConnection, results: Sequence[_Result], now: datetime
+    ) -> list[Any]:
+        """Reset the failure streak of endpoints that answered; extend it for the others and
+        disable those that failed long enough."""
+        ep = webhook_endpoints
+        ok: set[str] = set()
+        failures: dict[str, int] = {}
+        for r in results:
+            if r.succeeded:
+                ok.add(r.job.endpoint_id)
+            else:
+                failures[r.job.endpoint_id] = failures.get(r.job.endpoint_id, 0) + 1
+        if ok:
+            await conn.execute(
+                sa.update(ep)
+                .where(ep.c.id.in_(ok), ep.c.consecutive_failures != 0)
+                .values(consecutive_failures=0, failing_since=None)
+            )
+        evs = []
+        settings = self._rt.settings
+        for endpoint_id, n in failures.items():
+            if endpoint_id in ok:
+                continue
+            await conn.execute(
+                sa.update(ep)
+                .where(ep.c.id == endpoint_id)
+                .values(
+                    consecutive_failures=ep.c.consecutive_failures + n,
+                    failing_since=sa.func.coalesce(ep.c.failing_since, now),
+                )
+            )
+            row = (await conn.execute(sa.select(ep).where(ep.c.id == endpoint_id))).first()
+            if row is None or not row.enabled:
+                continue
+            since = row.failing_since or now
+            if (
+                row.consecutive_failures >= settings.webhook_disable_after_failures
+                and (now - since).total_seconds() >= settings.webhook_disable_after
+            ):
+                reason = (
+                    f"disabled after {row.consecutive_failures} failed attempts in a row "
+                    f"since {isoformat(since)}"
+                )
+                await conn.execute(
+                    sa.update(ep)
+                    .where(ep.c.id == endpoint_id)
+                    .values(enabled=False, disabled_reason=reason, updated_at=now)
+                )
+                fresh = (await conn.execute(sa.select(ep).where(ep.c.id == endpoint_id))).first()
+                assert fresh is not None
+                endpoint = endpoint_from_row(fresh._mapping, now)
+                log.warning("webhook endpoint %s %s", endpoint_id, reason)
+                evs.append(
+                    await self._events.record(
+                        conn,
+                        "webhook_endpoint.disabled",
+                        {"webhook_endpoint": endpoint.to_dict(), "reason": reason},
+                        row.organization_id,
+                    )
+                )
+        return evs
+
+
+def _body(row: Any) -> bytes:
+    """The delivered JSON: the event envelope (DESIGN §1), as the Events API returns it."""
+    return json.dumps(
+        {
+            "id": row["id"],
+            "event": row["event"],
+            "data": row["data"],
+            "organization_id": row["organization_id"],
+            "created_at": isoformat(row["created_at"]),
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused or host unreachable"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the receiver closed the connection or broke HTTP"
+    return f"request failed ({type(exc).__name__})"
