@@ -1,4 +1,4 @@
-"""The ``sso-gate`` command: ``demo``, ``migrate``, ``org``, ``connection``."""
+"""The ``sso-gate`` command: ``demo``, ``migrate``, ``worker``, ``org``, ``connection``, …"""
 
 from __future__ import annotations
 
@@ -72,6 +72,43 @@ Management API: curl -H 'Authorization: Bearer {d.admin_api_key}' {base}/sso-gat
 """
     )
     uvicorn.run(d.app, host=host, port=port, log_level="warning")
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
+def worker(once: bool) -> None:
+    """Deliver webhooks (and sequence and purge events) until stopped (SIGINT/SIGTERM).
+
+    Run any number of these on PostgreSQL; on SQLite a single worker delivers and others
+    stand by. Set SSO_GATE_WORKER=off in the app's processes when workers run separately.
+    """
+    import logging
+    import signal
+
+    from sso_gate.gate import SSOGate
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    async def go() -> None:
+        gate = SSOGate.from_env()
+        try:
+            if once:
+                await gate.worker.drain()
+                return
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            click.echo(f"sso-gate worker {gate.worker.name} running", err=True)
+            await gate.run_worker(stop)
+        finally:
+            await gate.aclose()
+
+    try:
+        asyncio.run(go())
+    except SSOGateError as exc:
+        click.echo(f"error: {exc.message} [{exc.code}]", err=True)
+        sys.exit(1)
 
 
 @cli.command()
