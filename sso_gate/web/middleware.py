@@ -70,31 +70,36 @@ class GateMiddleware:
         self.routing = gate.routing
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Start the delivery worker with the app and stop it with the app. If the wrapped app
-        does not speak the lifespan protocol, answer it ourselves."""
+        """Start the delivery worker once the app has started (its own startup may migrate the
+        database) and stop it when shutdown begins. If the wrapped app does not speak the
+        lifespan protocol, answer it ourselves."""
         gate = self.gate
-        started = False
+        received_startup = False
 
-        async def relay() -> Message:
-            nonlocal started
+        async def relay_receive() -> Message:
+            nonlocal received_startup
             message = await receive()
             if message["type"] == "lifespan.startup":
-                started = True
-                await gate.start_worker()
+                received_startup = True
             elif message["type"] == "lifespan.shutdown":
                 await gate.stop_worker()
             return message
 
+        async def relay_send(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                await gate.start_worker()
+            await send(message)
+
         try:
-            await self.app(scope, relay, send)
+            await self.app(scope, relay_receive, relay_send)
         except Exception:
-            if started:
+            if received_startup:
                 raise
             log.info("the wrapped app does not support lifespan; the gate answers it")
             while True:
-                message = await relay()
+                message = await relay_receive()
                 if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
+                    await relay_send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
