@@ -12,6 +12,7 @@ from sso_gate._crypto import SecretBox
 from sso_gate._time import Clock, utcnow
 from sso_gate.models import Profile
 from sso_gate.services._runtime import Runtime
+from sso_gate.services.audit import AuditService
 from sso_gate.services.connections import ConnectionsService
 from sso_gate.services.delivery import DeliveryWorker
 from sso_gate.services.directories import DirectoriesService
@@ -65,6 +66,8 @@ class SSOGate:
             box=SecretBox(settings.secret_keys),
         )
         self.events = EventsService(self._rt)
+        self.audit = AuditService(self._rt)
+        self.events.auditor = self.audit
         self.routing = RoutingService(self._rt)
         self.organizations = OrganizationsService(self._rt, self.events, self.routing)
         self.connections = ConnectionsService(self._rt, self.events, self.routing)
@@ -78,7 +81,9 @@ class SSOGate:
         self.webhooks = WebhooksService(self._rt, self.events)
         # an injected client (tests) serves webhook deliveries too; otherwise the worker keeps
         # its own connection pool, sized by SSO_GATE_WEBHOOK_CONCURRENCY
-        self.worker = DeliveryWorker(self._rt, self.events, self.webhooks, http=http_client)
+        self.worker = DeliveryWorker(
+            self._rt, self.events, self.webhooks, http=http_client, audit=self.audit
+        )
         self._worker_task: asyncio.Task[None] | None = None
         self._worker_stop = asyncio.Event()
 

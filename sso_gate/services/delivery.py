@@ -45,6 +45,7 @@ from sso_gate._ids import new_id
 from sso_gate._time import isoformat
 from sso_gate.exceptions import StorageUnavailableError
 from sso_gate.services._runtime import Runtime
+from sso_gate.services.audit import AuditService
 from sso_gate.services.events import EventsService
 from sso_gate.services.webhooks import WebhooksService, endpoint_from_row, signing_secrets
 from sso_gate.store.tables import (
@@ -98,10 +99,12 @@ class DeliveryWorker:
         *,
         name: str | None = None,
         http: httpx.AsyncClient | None = None,
+        audit: AuditService | None = None,
     ) -> None:
         self._rt = rt
         self._events = events_service
         self._webhooks = webhooks
+        self._audit = audit
         self.name = name or f"{socket.gethostname()[:40]}:{os.getpid()}:{new_id('w')[-6:]}"
         self._http = http
         self._owns_http = http is None
@@ -168,12 +171,18 @@ class DeliveryWorker:
         if self._is_sqlite and not await self._hold_lease():
             return 0
         await self._events.sequence()
+        if self._audit is not None:
+            await self._audit.chain()
         now_mono = time.monotonic()
         if now_mono - self._last_purge > _PURGE_EVERY:
             self._last_purge = now_mono
             purged = await self._events.purge()
             if purged:
                 log.info("purged %d events older than the retention period", purged)
+            if self._audit is not None:
+                purged = await self._audit.purge()
+                if purged:
+                    log.info("purged %d audit events older than their retention", purged)
         jobs = await self._claim()
         if not jobs:
             return 0

@@ -250,13 +250,20 @@ class DirectoriesService:
                     "updated_at": now,
                 },
             )
+            await self._events.audit(
+                conn,
+                "dsync.token.rotated",
+                {"grace_seconds": int(grace.total_seconds())},
+                row["organization_id"],
+                targets=[{"type": "directory", "id": directory_id, "name": row["name"]}],
+            )
         self._forget(directory_id)
         return token
 
     async def revoke_tokens(self, directory_id: str) -> None:
         """Refuse every token of the directory until a new one is issued by rotation."""
         async with self._rt.transaction() as conn:
-            await self._load(conn, directory_id)
+            row = await self._load(conn, directory_id)
             await repo.update_by_id(
                 conn,
                 directories,
@@ -268,6 +275,13 @@ class DirectoriesService:
                     "previous_token_expires_at": None,
                     "updated_at": self._rt.clock(),
                 },
+            )
+            await self._events.audit(
+                conn,
+                "dsync.token.revoked",
+                {},
+                row["organization_id"],
+                targets=[{"type": "directory", "id": directory_id, "name": row["name"]}],
             )
         self._forget(directory_id)
 

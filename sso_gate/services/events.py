@@ -9,7 +9,7 @@ import fnmatch
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
@@ -26,6 +26,22 @@ __all__ = ["EventsService", "Subscriber"]
 
 log = logging.getLogger("sso_gate.events")
 Subscriber = Callable[[Event], Awaitable[None] | None]
+
+
+class Auditor(Protocol):
+    async def record_event(self, conn: AsyncConnection, event: Event) -> None: ...
+
+    async def record(
+        self,
+        conn: AsyncConnection,
+        organization_id: str | None,
+        action: str,
+        data: Mapping[str, Any],
+        *,
+        targets: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None: ...
+
+
 # Built once (every change writes an event): a statement built per call costs ~0.1 ms more.
 _INSERT = sa.insert(events_table)
 
@@ -36,6 +52,8 @@ class EventsService:
         self._subscribers: list[tuple[str, Subscriber]] = []
         # called after every commit that wrote events (the inline worker wakes up)
         self.committed_listeners: list[Callable[[], None]] = []
+        # the audit log (set by the gate): every event is also an audit entry, same transaction
+        self.auditor: Auditor | None = None
 
     def subscribe(self, pattern: str, fn: Subscriber) -> None:
         """Call ``fn`` for every committed event whose name matches ``pattern`` (``dsync.*``)."""
@@ -67,7 +85,23 @@ class EventsService:
                 "created_at": now,
             },
         )
+        if self.auditor is not None:
+            await self.auditor.record_event(conn, ev)
         return ev
+
+    async def audit(
+        self,
+        conn: AsyncConnection,
+        action: str,
+        data: Mapping[str, Any],
+        organization_id: str | None,
+        *,
+        targets: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        """An audit entry without an event (e.g. a directory token rotated), in the caller's
+        transaction."""
+        if self.auditor is not None:
+            await self.auditor.record(conn, organization_id, action, data, targets=targets)
 
     async def emit(self, event: str, data: Mapping[str, Any], organization_id: str | None) -> Event:
         """Record an event in its own transaction and dispatch it (for events that are not part

@@ -21,6 +21,12 @@ __all__ = [
     "webhook_deliveries",
     "webhook_attempts",
     "worker_leases",
+    "audit_events",
+    "audit_event_targets",
+    "audit_chains",
+    "audit_checkpoints",
+    "audit_idempotency",
+    "audit_streams",
     "directories",
     "directory_users",
     "directory_groups",
@@ -227,6 +233,101 @@ worker_leases = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("holder", sa.String(64), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    # an organization id, or "gate" for gate-wide actions; no foreign key: the audit log
+    # outlives the organization it describes
+    sa.Column("organization_id", ID, nullable=False),
+    sa.Column("action", sa.String(100), nullable=False),
+    sa.Column("occurred_at", UTCDateTime(), nullable=False),
+    sa.Column("actor_id", sa.String(255), nullable=False),
+    sa.Column("actor_type", sa.String(100), nullable=False),
+    sa.Column("actor", sa.JSON(), nullable=False),
+    sa.Column("targets", sa.JSON(), nullable=False),
+    sa.Column("context", sa.JSON(), nullable=False),
+    sa.Column("metadata", sa.JSON(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    # position in the organization's hash chain and the chain hash (set by the chainer, in
+    # commit order, shortly after commit; NULL until then)
+    sa.Column("seq", sa.BigInteger(), nullable=True),
+    sa.Column("hash", sa.String(64), nullable=True),
+    sa.Index("ix_audit_events_org_id", "organization_id", "id"),
+    sa.Index("ix_audit_events_org_action", "organization_id", "action", "id"),
+    sa.Index("ix_audit_events_org_actor", "organization_id", "actor_id", "id"),
+    sa.Index("ix_audit_events_org_occurred", "organization_id", "occurred_at"),
+    sa.Index("ix_audit_events_org_seq", "organization_id", "seq", unique=True),
+    sa.Index("ix_audit_events_unchained", "seq", "id"),
+)
+
+audit_event_targets = sa.Table(
+    "audit_event_targets",
+    metadata,
+    sa.Column("event_id", ID, sa.ForeignKey("audit_events.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("organization_id", ID, nullable=False),
+    sa.Column("target_type", sa.String(100), nullable=False),
+    sa.Column("target_id", sa.String(255), nullable=False),
+    sa.Index("ix_audit_event_targets_id", "organization_id", "target_id", "event_id"),
+    sa.Index("ix_audit_event_targets_type", "organization_id", "target_type", "event_id"),
+    sa.Index("ix_audit_event_targets_event", "event_id"),
+)
+
+audit_chains = sa.Table(
+    "audit_chains",
+    metadata,
+    sa.Column("organization_id", ID, primary_key=True),
+    sa.Column("last_seq", sa.BigInteger(), nullable=False),
+    sa.Column("last_hash", sa.String(64), nullable=False),
+    sa.Column("signature", sa.String(128), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("organization_id", ID, nullable=False),
+    sa.Column("seq", sa.BigInteger(), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("signature", sa.String(128), nullable=False),
+    sa.Column("reason", sa.String(40), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("organization_id", "seq", name="uq_audit_checkpoints_org_seq"),
+)
+
+audit_idempotency = sa.Table(
+    "audit_idempotency",
+    metadata,
+    sa.Column("organization_id", ID, primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("event_id", ID, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
+)
+
+audit_streams = sa.Table(
+    "audit_streams",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("organization_id", ID, nullable=False, index=True),
+    sa.Column("type", sa.String(20), nullable=False),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("config", sa.JSON(), nullable=False),
+    sa.Column("secret_enc", sa.Text(), nullable=True),
+    sa.Column("enabled", sa.Boolean(), nullable=False),
+    # the chain position delivered so far: the stream sends seq > cursor, in order
+    sa.Column("cursor", sa.BigInteger(), nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("claim", sa.String(40), nullable=True),
+    sa.Column("consecutive_failures", sa.Integer(), nullable=False),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("last_success_at", UTCDateTime(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 directories = sa.Table(
