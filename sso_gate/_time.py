@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-__all__ = ["Clock", "utcnow", "isoformat"]
+from sso_gate.exceptions import ValidationError
+
+__all__ = ["Clock", "utcnow", "isoformat", "parse_timestamp"]
 
 Clock = Callable[[], datetime]
 
@@ -20,4 +22,26 @@ def isoformat(value: datetime) -> str:
         value = value.replace(tzinfo=UTC)
     return (
         value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    )
+
+
+def parse_timestamp(value: str, field: str) -> datetime:
+    """An ISO-8601 date or date-time from an API caller; without an offset it is taken as UTC.
+
+    Raises :class:`~sso_gate.exceptions.ValidationError` naming ``field``.
+    """
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text)
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        pass
+    hint = ""
+    if " " in text:
+        # "+01:00" in a query string that was not URL-encoded arrives as " 01:00"
+        hint = " (in a query string write the offset as Z or encode + as %2B)"
+    raise ValidationError(
+        f"{field} must be an ISO-8601 date-time such as 2024-05-01T12:00:00Z, got "
+        f"{value[:64]!r}{hint}",
+        field=field,
     )

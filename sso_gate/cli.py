@@ -1,42 +1,20 @@
-"""The ``sso-gate`` command: ``demo``, ``migrate``, ``worker``, ``org``, ``connection``, …"""
+"""The ``sso-gate`` command: ``demo``, ``migrate``, ``worker``, ``org``, ``connection``,
+``directory``, ``webhook``, ``events``."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from sso_gate._cli_common import print_json as _print
+from sso_gate._cli_common import run as _run
+from sso_gate._cli_webhooks import events_group, webhook_group
 from sso_gate.exceptions import SSOGateError
 
 __all__ = ["main", "cli"]
-
-T = TypeVar("T")
-
-
-def _run(fn: Callable[[Any], Awaitable[T]]) -> T:
-    """Build a gate from the environment, run ``fn(gate)``, print errors cleanly."""
-    from sso_gate.gate import SSOGate
-
-    async def go() -> T:
-        gate = SSOGate.from_env()
-        try:
-            return await fn(gate)
-        finally:
-            await gate.aclose()
-
-    try:
-        return asyncio.run(go())
-    except SSOGateError as exc:
-        click.echo(f"error: {exc.message} [{exc.code}]", err=True)
-        sys.exit(1)
-
-
-def _print(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2))
 
 
 @click.group()
@@ -383,5 +361,13 @@ def directory_users_cmd(directory_id: str, limit: int) -> None:
     _print(_run(go))
 
 
+cli.add_command(webhook_group)
+cli.add_command(events_group)
+
+
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

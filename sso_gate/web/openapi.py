@@ -55,6 +55,9 @@ _ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string
 
 
 def openapi_document(server_url: str) -> dict[str, Any]:
+    # imported here: openapi_webhooks builds on this module's helpers
+    from sso_gate.web.openapi_webhooks import webhook_paths, webhook_schemas
+
     org = {"$ref": "#/components/schemas/Organization"}
     conn = {"$ref": "#/components/schemas/Connection"}
 
@@ -168,6 +171,28 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "responses": _resp({"$ref": "#/components/schemas/Directory"}),
                 },
             },
+            "/directories/{id}/users": {
+                "parameters": _ID,
+                "get": {
+                    "operationId": "listUsersOfDirectory",
+                    "parameters": [
+                        *_PAGE_PARAMS,
+                        {"name": "group", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": _resp(_list_of("#/components/schemas/DirectoryUser")),
+                },
+            },
+            "/directories/{id}/groups": {
+                "parameters": _ID,
+                "get": {
+                    "operationId": "listGroupsOfDirectory",
+                    "parameters": [
+                        *_PAGE_PARAMS,
+                        {"name": "user", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": _resp(_list_of("#/components/schemas/DirectoryGroup")),
+                },
+            },
             "/directory_users": {
                 "get": {
                     "operationId": "listDirectoryUsers",
@@ -250,6 +275,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "parameters": _ID,
                 "post": {"operationId": "refreshSamlMetadata", "responses": _resp(conn)},
             },
+            **webhook_paths(),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -437,6 +463,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                         },
                     },
                 },
+                **webhook_schemas(),
             },
         },
     }

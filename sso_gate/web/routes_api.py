@@ -411,6 +411,9 @@ def api_routes(gate: SSOGate) -> list[BaseRoute]:
     async def openapi(request: Request) -> Response:
         return json_response(openapi_document(s.gate_url("/api")))
 
+    # imported here: routes_webhooks uses this module's request helpers
+    from sso_gate.web.routes_webhooks import webhook_routes
+
     return [
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/organizations", endpoint(list_orgs), methods=["GET"]),
@@ -441,4 +444,5 @@ def api_routes(gate: SSOGate) -> list[BaseRoute]:
         Route("/directory_groups", endpoint(directory_groups_list), methods=["GET"]),
         Route("/directory_groups/{id}", endpoint(directory_group), methods=["GET"]),
         Route("/connections/{id}/refresh_metadata", endpoint(refresh_metadata), methods=["POST"]),
+        *webhook_routes(gate, endpoint),
     ]
