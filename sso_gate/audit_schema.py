@@ -49,6 +49,10 @@ AUDIT_ONLY_ACTIONS: frozenset[str] = frozenset(
         "dsync.token.rotated",
         "dsync.token.revoked",
         "audit_log.retention_changed",
+        "webhook_endpoint.created",
+        "webhook_endpoint.updated",
+        "webhook_endpoint.deleted",
+        "webhook_endpoint.secret_rotated",
         "audit_log.purged",
     }
 )

@@ -8,6 +8,7 @@ Secrets are kept in :class:`Secret` so that ``repr(settings)`` never shows them.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from typing import Literal
@@ -89,6 +90,8 @@ class Settings:
     webhook_disable_after: int = 5 * 24 * 3600
     webhook_secret_grace: int = 24 * 3600
     event_retention_days: int = 30
+    # CIDRs of reverse proxies whose X-Forwarded-For is believed (audit context, rate limits)
+    trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self._validate()
@@ -155,6 +158,8 @@ class Settings:
             kw["allow_http_idp"] = _bool("SSO_GATE_ALLOW_HTTP_IDP", raw)
         if (raw := get("ALLOW_PRIVATE_URLS")) is not None:
             kw["allow_private_urls"] = _bool("SSO_GATE_ALLOW_PRIVATE_URLS", raw)
+        if (raw := get("TRUSTED_PROXIES")) is not None:
+            kw["trusted_proxies"] = tuple(p.strip() for p in raw.split(",") if p.strip())
         if (raw := get("WORKER")) is not None:
             kw["worker"] = raw.lower()
         if (raw := get("WEBHOOK_RETRY_SCHEDULE")) is not None:
@@ -271,6 +276,13 @@ class Settings:
             raise ConfigurationError("SSO_GATE_CLOCK_SKEW above 600 seconds is unsafe")
         if self.http_timeout <= 0:
             raise ConfigurationError("SSO_GATE_HTTP_TIMEOUT must be positive")
+        for cidr in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ConfigurationError(
+                    f"SSO_GATE_TRUSTED_PROXIES: {cidr!r} is not an IP address or CIDR network"
+                ) from None
         if self.worker not in ("inline", "off"):
             raise ConfigurationError(
                 f"SSO_GATE_WORKER must be 'inline' or 'off', got {self.worker!r}"

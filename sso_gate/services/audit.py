@@ -140,18 +140,33 @@ def _targets_of(data: Mapping[str, Any], action: str) -> list[dict[str, Any]]:
         for key, value in data.items():
             if isinstance(value, Mapping):
                 add(value, key)
+    if not found:
+        for key in ("connection_id", "directory_id", "session_id"):
+            if isinstance(data.get(key), str):
+                found.append({"type": key[: -len("_id")], "id": data[key][:255]})
     return found[:50]
 
 
 def _metadata_of(data: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key, value in data.items():
-        if len(out) >= 20 or len(key) > 40 or key in ("id", "object", "raw_attributes"):
-            continue
+
+    def put(key: str, value: Any) -> None:
+        if len(out) >= 20 or len(key) > 40:
+            return
         if isinstance(value, str):
             out[key] = value[:500]
         elif value is None or isinstance(value, bool | int | float):
             out[key] = value
+
+    for key, value in data.items():
+        if key in ("id", "object", "raw_attributes", "custom_attributes"):
+            continue
+        if isinstance(value, Mapping):  # one level down: {"error": {"code": …}} -> error_code
+            for sub_key, sub_value in value.items():
+                if isinstance(sub_key, str) and sub_key not in ("object", "raw_attributes"):
+                    put(f"{key}_{sub_key}", sub_value)
+        else:
+            put(key, value)
     return out
 
 
@@ -323,6 +338,13 @@ class AuditService:
         """The gate's own action, in the caller's transaction (actor and context from the
         request being served)."""
         actor = _ACTOR.get()
+        if action == "session.revoked" and actor is None and isinstance(data.get("email"), str):
+            # a user signing out (no other actor is serving this request)
+            actor = {
+                "type": "user",
+                "id": str(data.get("profile_id") or data["email"])[:255],
+                "name": data["email"],
+            }
         if action.startswith("authentication."):
             profile = data.get("profile") if isinstance(data.get("profile"), Mapping) else data
             assert isinstance(profile, Mapping)

@@ -179,6 +179,14 @@ class WebhooksService:
             raise ValidationError("description must be text of at most 500 characters")
         return value
 
+    async def _audit(
+        self, conn: AsyncConnection, action: str, endpoint: WebhookEndpoint, **extra: Any
+    ) -> None:
+        """Audit entry (no event) in the organization's log, or the gate-wide log."""
+        data = {"url": endpoint.url, "enabled": endpoint.enabled, **extra}
+        target = {"type": "webhook_endpoint", "id": endpoint.id, "name": endpoint.url[:500]}
+        await self._events.audit(conn, action, data, endpoint.organization_id, targets=[target])
+
     # -- CRUD ----------------------------------------------------------------------------------
 
     async def _load(self, conn: AsyncConnection, endpoint_id: str) -> repo.Row:
@@ -234,7 +242,9 @@ class WebhooksService:
                 },
             )
             row = await self._load(conn, endpoint_id)
-        return endpoint_from_row(row, now), secret
+            endpoint = endpoint_from_row(row, now)
+            await self._audit(conn, "webhook_endpoint.created", endpoint)
+        return endpoint, secret
 
     async def get(self, endpoint_id: str) -> WebhookEndpoint:
         async with self._rt.read() as conn:
@@ -283,7 +293,10 @@ class WebhooksService:
                 values["updated_at"] = now
                 await repo.update_by_id(conn, webhook_endpoints, endpoint_id, values)
             row = await self._load(conn, endpoint_id)
-        return endpoint_from_row(row, now)
+            endpoint = endpoint_from_row(row, now)
+            if values:
+                await self._audit(conn, "webhook_endpoint.updated", endpoint)
+        return endpoint
 
     async def set_enabled(
         self,
@@ -327,8 +340,11 @@ class WebhooksService:
 
     async def delete(self, endpoint_id: str) -> None:
         async with self._rt.transaction() as conn:
-            await self._load(conn, endpoint_id)
+            row = await self._load(conn, endpoint_id)
             await repo.delete_by_id(conn, webhook_endpoints, endpoint_id)
+            await self._audit(
+                conn, "webhook_endpoint.deleted", endpoint_from_row(row, self._rt.clock())
+            )
 
     async def rotate_secret(self, endpoint_id: str, *, grace: int | None = None) -> str:
         """A new secret; the previous one keeps signing (beside it) for ``grace`` seconds."""
@@ -352,6 +368,12 @@ class WebhooksService:
                     else None,
                     "updated_at": now,
                 },
+            )
+            await self._audit(
+                conn,
+                "webhook_endpoint.secret_rotated",
+                endpoint_from_row(row, now),
+                grace_seconds=grace_s,
             )
         return secret
 

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode
 
 from sso_gate.exceptions import PayloadTooLargeError, SSOGateError, ValidationError
+from sso_gate.services.audit import request_context
+from sso_gate.web._client import ProxyPolicy, audit_context
 from sso_gate.web.context import SSOContext
 from sso_gate.web.responses import cookie_name, error_response
 
@@ -68,6 +70,19 @@ class GateMiddleware:
         self.anonymous = SSOContext(gate, None)
         self.sessions = gate.sessions
         self.routing = gate.routing
+        self.proxies = ProxyPolicy(s.trusted_proxies)
+        self.api_prefix = s.prefix + "/api/"
+        self.scim_prefix = s.prefix + "/scim/v2/"
+
+    def _actor(self, path: str) -> dict[str, str] | None:
+        """The audit actor of a gate route. Set before authentication: nothing is written for a
+        request that fails it. SSO routes take the user from the event instead."""
+        if path.startswith(self.api_prefix):
+            return {"type": "api_key", "id": "admin_api_key", "name": "management API"}
+        if path.startswith(self.scim_prefix):
+            directory_id = path[len(self.scim_prefix) :].split("/", 1)[0][:255]
+            return {"type": "directory", "id": directory_id, "name": "SCIM"}
+        return None
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Start the delivery worker once the app has started (its own startup may migrate the
@@ -113,7 +128,11 @@ class GateMiddleware:
             return
         path: str = scope["path"]
         if path.startswith(self.prefix_slash) or path == self.prefix:
-            await self.router(scope, receive, send)
+            # audit entries written while serving a gate route carry who called and from where
+            with request_context(
+                actor=self._actor(path), context=audit_context(scope, self.proxies)
+            ):
+                await self.router(scope, receive, send)
             return
         ctx = self.anonymous
         cookie = read_cookie(scope["headers"], self.cookie)

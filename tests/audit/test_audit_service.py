@@ -158,7 +158,7 @@ async def test_gate_wide_actions_go_to_the_gate_scope(gate: SSOGate) -> None:
         )
     (entry,) = (await gate.audit.list("gate", actions=["webhook_endpoint.disabled"])).data
     assert entry.targets == ({"type": "webhook_endpoint", "id": "we_1"},)
-    assert entry.metadata == {"reason": "x"}
+    assert entry.metadata["reason"] == "x"
 
 
 async def test_the_audit_log_outlives_its_organization(gate: SSOGate) -> None:
@@ -384,3 +384,41 @@ async def test_retention_purge_keeps_the_chain_verifiable(gate: SSOGate, org_id:
     )
     with pytest.raises(ValidationError):
         await gate.audit.set_retention(org_id, 0)
+
+
+async def test_sso_failure_reason_and_webhook_changes_are_audited(sqlite_url: str) -> None:
+    from tests.conftest import make_settings
+
+    gate = SSOGate(make_settings(sqlite_url, allow_private_urls=True))
+    await gate.migrate()
+    try:
+        org = await gate.organizations.create("Acme")
+        async with gate._rt.transaction() as conn:
+            await gate.events.record(
+                conn,
+                "authentication.sso_failed",
+                {
+                    "type": "OIDC",
+                    "connection_id": "conn_1",
+                    "error": {"code": "nonce_mismatch", "message": "nonce does not match"},
+                },
+                org.id,
+            )
+        (failed,) = (await gate.audit.list(org.id, actions=["authentication.sso_failed"])).data
+        assert failed.metadata["error_code"] == "nonce_mismatch"
+        assert failed.targets == ({"type": "connection", "id": "conn_1"},)
+        endpoint, _ = await gate.webhooks.create(
+            "https://127.0.0.1/x", ["*"], organization_id=org.id
+        )
+        await gate.webhooks.update(endpoint.id, {"description": "ops"})
+        await gate.webhooks.rotate_secret(endpoint.id)
+        await gate.webhooks.delete(endpoint.id)
+        actions = [e.action for e in (await gate.audit.list(org.id, limit=100)).data]
+        assert actions[:4] == [
+            "webhook_endpoint.deleted",
+            "webhook_endpoint.secret_rotated",
+            "webhook_endpoint.updated",
+            "webhook_endpoint.created",
+        ]
+    finally:
+        await gate.aclose()
