@@ -14,6 +14,8 @@ FRAMEWORKS = ("starlette", "fastapi", "sso_gate.web")
 def is_framework(mod: str) -> bool:
     # "sso_gate.webhooks" (the receiver-side helper, no framework) is not "sso_gate.web"
     return any(mod == f or mod.startswith(f + ".") for f in FRAMEWORKS)
+
+
 # Protocol cores, storage and the foundation never import a web framework or the web layer;
 # services never import the web layer. devidp.py, demo.py and cli.py are entry points on top.
 CORE = ("oidc/", "saml/", "scim/", "store/", "services/")

@@ -159,8 +159,15 @@ class EventsService:
         """
         if not 1 <= limit <= 100:
             raise ValidationError("limit must be between 1 and 100", field="limit")
+        names: list[str] | None = None
         if events is not None:
-            unknown = sorted(set(events) - EVENT_NAMES)
+            # exact names or the same wildcard patterns webhook subscriptions accept
+            names = sorted(
+                {n for p in events for n in EVENT_NAMES if n == p or fnmatch.fnmatchcase(n, p)}
+            )
+            unknown = sorted(
+                p for p in events if not any(fnmatch.fnmatchcase(n, p) for n in EVENT_NAMES)
+            )
             if unknown:
                 raise ValidationError(
                     f"unknown event name(s): {', '.join(unknown)}", field="events"
@@ -183,8 +190,8 @@ class EventsService:
                         code="invalid_cursor",
                     )
                 conds.append(t.c.seq > cursor)
-            if events:
-                conds.append(t.c.event.in_(list(events)))
+            if names is not None:
+                conds.append(t.c.event.in_(names))
             if organization_id is not None:
                 conds.append(t.c.organization_id == organization_id)
             if range_start is not None:

@@ -176,7 +176,9 @@ class WebhooksService:
         if value is None:
             return None
         if not isinstance(value, str) or len(value) > 500:
-            raise ValidationError("description must be text of at most 500 characters")
+            raise ValidationError(
+                "description must be text of at most 500 characters", field="description"
+            )
         return value
 
     async def _audit(
@@ -208,6 +210,8 @@ class WebhooksService:
     ) -> tuple[WebhookEndpoint, str]:
         """Register an endpoint; returns it and its signing secret (shown this once)."""
         clean_url = await self._check_url(url)
+        if not isinstance(events, str | list | tuple):
+            raise ValidationError("events must be a list of event names", field="events")
         patterns = check_event_patterns(list(events) if not isinstance(events, str) else events)
         desc = self._check_description(description)
         secret = generate_secret()
@@ -349,8 +353,8 @@ class WebhooksService:
     async def rotate_secret(self, endpoint_id: str, *, grace: int | None = None) -> str:
         """A new secret; the previous one keeps signing (beside it) for ``grace`` seconds."""
         grace_s = self._rt.settings.webhook_secret_grace if grace is None else grace
-        if grace_s < 0:
-            raise ValidationError("grace must be >= 0 seconds", field="grace")
+        if not 0 <= grace_s <= 365 * 24 * 3600:
+            raise ValidationError("grace must be between 0 seconds and one year", field="grace")
         secret = generate_secret()
         now = self._rt.clock()
         async with self._rt.transaction() as conn:
