@@ -16,8 +16,10 @@ from sso_gate.services.audit import AuditService
 from sso_gate.services.connections import ConnectionsService
 from sso_gate.services.delivery import DeliveryWorker
 from sso_gate.services.directories import DirectoriesService
+from sso_gate.services.domains import DomainVerificationService
 from sso_gate.services.events import EventsService, Subscriber
 from sso_gate.services.organizations import OrganizationsService
+from sso_gate.services.portal import PortalService
 from sso_gate.services.routing import RoutingService
 from sso_gate.services.saml_flow import SAMLFlow
 from sso_gate.services.scim import DeprovisionHook, SCIMService
@@ -28,10 +30,12 @@ from sso_gate.settings import Settings
 from sso_gate.store.db import create_engine, migrate
 from sso_gate.store.onetime import OneTimeStore, create_onetime_store
 
-__all__ = ["SSOGate", "LoginHook"]
+__all__ = ["SSOGate", "LoginHook", "PortalAccessHook"]
 
 # on_login(profile, request) -> optional Response (sync or async)
 LoginHook = Callable[[Profile, Any], Any]
+# portal_access(request) -> (organization_id, intents) or None (sync or async)
+PortalAccessHook = Callable[[Any], Any]
 S = TypeVar("S", bound=Subscriber)
 
 
@@ -79,6 +83,11 @@ class SSOGate:
             self._rt, self.events, self.sessions, self.directories.scim_base_url
         )
         self.webhooks = WebhooksService(self._rt, self.events)
+        self.domains = DomainVerificationService(
+            self._rt, self.events, self.organizations, self.routing
+        )
+        self.portal = PortalService(self._rt, self.events)
+        self.portal_access_hook: PortalAccessHook | None = None
         # an injected client (tests) serves webhook deliveries too; otherwise the worker keeps
         # its own connection pool, sized by SSO_GATE_WEBHOOK_CONCURRENCY
         self.worker = DeliveryWorker(
@@ -106,6 +115,17 @@ class SSOGate:
         """Decorator: ``fn(profile, request)`` runs after every verified SSO login. It may create
         the app's own session and return a response; return None for the default redirect."""
         self.login_hook = fn
+        return fn
+
+    def portal_access(self, fn: PortalAccessHook) -> PortalAccessHook:
+        """Decorator: embed the admin portal behind the app's own admin auth.
+
+        ``fn(request)`` returns ``(organization_id, intents)`` for an admin the app has
+        authenticated (``intents``: any of ``sso``, ``dsync``, ``domain_verification``,
+        ``audit_logs``, ``log_streams``), or None; then ``{prefix}/portal/`` serves that admin
+        without a one-time link. Everything else (CSRF, scoping, auditing) is unchanged.
+        """
+        self.portal_access_hook = fn
         return fn
 
     def on_deprovision(self, fn: DeprovisionHook) -> DeprovisionHook:

@@ -65,6 +65,17 @@ class OrganizationDomain:
     domain: str
     state: DomainState
     created_at: datetime
+    verification_token: str | None = None
+    verified_at: datetime | None = None
+    last_checked_at: datetime | None = None
+    verification_error: str | None = None
+
+    @property
+    def txt_record(self) -> str | None:
+        """The TXT record value to publish at the domain (``sso-gate-verification=…``)."""
+        if self.verification_token is None:
+            return None
+        return f"sso-gate-verification={self.verification_token}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +84,12 @@ class OrganizationDomain:
             "organization_id": self.organization_id,
             "domain": self.domain,
             "state": self.state,
+            "verification_strategy": "dns" if self.verification_token else "manual",
+            "verification_token": self.verification_token,
+            "verification_txt_record": self.txt_record,
+            "verified_at": isoformat(self.verified_at) if self.verified_at else None,
+            "last_checked_at": isoformat(self.last_checked_at) if self.last_checked_at else None,
+            "verification_error": self.verification_error,
             "created_at": isoformat(self.created_at),
         }
 
@@ -89,6 +106,8 @@ class Organization:
     # group -> role, in priority order (first match is the primary role); and the fallback role
     role_mapping: tuple[tuple[str, str], ...] = ()
     default_role: str | None = None
+    # SSO routing applies only to DNS-verified domains
+    require_verified_domains: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,6 +115,7 @@ class Organization:
             "id": self.id,
             "name": self.name,
             "sso_policy": self.sso_policy,
+            "require_verified_domains": self.require_verified_domains,
             "role_mapping": [{"group": g, "role": r} for g, r in self.role_mapping],
             "default_role": self.default_role,
             "external_id": self.external_id,
@@ -374,6 +394,8 @@ EVENT_NAMES: frozenset[str] = frozenset(
         "organization.deleted",
         "organization_domain.created",
         "organization_domain.deleted",
+        "organization_domain.verified",
+        "organization_domain.verification_failed",
         "session.revoked",
         "webhook_endpoint.disabled",
         "webhook_endpoint.enabled",

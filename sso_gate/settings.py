@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from typing import Literal
 from urllib.parse import urlsplit
@@ -92,6 +93,12 @@ class Settings:
     event_retention_days: int = 30
     # CIDRs of reverse proxies whose X-Forwarded-For is believed (audit context, rate limits)
     trusted_proxies: tuple[str, ...] = ()
+    # admin portal: session lifetime and theme
+    portal_session_lifetime: int = 3600
+    portal_product_name: str = "sso_gate"
+    portal_logo_url: str | None = None
+    portal_accent_color: str = "#4f46e5"
+    portal_frame_ancestors: str = "'none'"
 
     def __post_init__(self) -> None:
         self._validate()
@@ -142,6 +149,7 @@ class Settings:
             ("WEBHOOK_DISABLE_AFTER", "webhook_disable_after"),
             ("WEBHOOK_SECRET_GRACE", "webhook_secret_grace"),
             ("EVENT_RETENTION_DAYS", "event_retention_days"),
+            ("PORTAL_SESSION_LIFETIME", "portal_session_lifetime"),
         ):
             if (raw := get(name)) is not None:
                 kw[attr] = _int(f"SSO_GATE_{name}", raw)
@@ -158,6 +166,14 @@ class Settings:
             kw["allow_http_idp"] = _bool("SSO_GATE_ALLOW_HTTP_IDP", raw)
         if (raw := get("ALLOW_PRIVATE_URLS")) is not None:
             kw["allow_private_urls"] = _bool("SSO_GATE_ALLOW_PRIVATE_URLS", raw)
+        for name, attr in (
+            ("PORTAL_PRODUCT_NAME", "portal_product_name"),
+            ("PORTAL_LOGO_URL", "portal_logo_url"),
+            ("PORTAL_ACCENT_COLOR", "portal_accent_color"),
+            ("PORTAL_FRAME_ANCESTORS", "portal_frame_ancestors"),
+        ):
+            if (raw := get(name)) is not None:
+                kw[attr] = raw
         if (raw := get("TRUSTED_PROXIES")) is not None:
             kw["trusted_proxies"] = tuple(p.strip() for p in raw.split(",") if p.strip())
         if (raw := get("WORKER")) is not None:
@@ -283,6 +299,28 @@ class Settings:
                 raise ConfigurationError(
                     f"SSO_GATE_TRUSTED_PROXIES: {cidr!r} is not an IP address or CIDR network"
                 ) from None
+        if not 60 <= self.portal_session_lifetime <= 24 * 3600:
+            raise ConfigurationError(
+                "SSO_GATE_PORTAL_SESSION_LIFETIME must be between 60 and 86400 seconds"
+            )
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", self.portal_accent_color):
+            raise ConfigurationError(
+                "SSO_GATE_PORTAL_ACCENT_COLOR must be a colour like #4f46e5, got "
+                f"{self.portal_accent_color!r}"
+            )
+        if self.portal_logo_url is not None and not self.portal_logo_url.startswith(
+            ("https://", "http://localhost", "http://127.0.0.1", "/")
+        ):
+            raise ConfigurationError(
+                "SSO_GATE_PORTAL_LOGO_URL must be an https URL or a path on this site"
+            )
+        if not self.portal_product_name.strip() or len(self.portal_product_name) > 80:
+            raise ConfigurationError("SSO_GATE_PORTAL_PRODUCT_NAME must be 1-80 characters")
+        if re.search(r"[;,\n\r]", self.portal_frame_ancestors):
+            raise ConfigurationError(
+                "SSO_GATE_PORTAL_FRAME_ANCESTORS is a CSP source list such as 'none' or "
+                "https://admin.example.com (no ';' or ',')"
+            )
         if self.worker not in ("inline", "off"):
             raise ConfigurationError(
                 f"SSO_GATE_WORKER must be 'inline' or 'off', got {self.worker!r}"

@@ -68,6 +68,7 @@ def organization_from_rows(row: repo.Row, domain_rows: Iterable[repo.Row]) -> Or
         name=row["name"],
         role_mapping=role_mapping,
         default_role=default_role,
+        require_verified_domains=bool(row["require_verified_domains"]),
         sso_policy=row["sso_policy"],
         external_id=row["external_id"],
         created_at=row["created_at"],
@@ -79,6 +80,10 @@ def organization_from_rows(row: repo.Row, domain_rows: Iterable[repo.Row]) -> Or
                 domain=d["domain"],
                 state=d["state"],
                 created_at=d["created_at"],
+                verification_token=d["verification_token"],
+                verified_at=d["verified_at"],
+                last_checked_at=d["last_checked_at"],
+                verification_error=d["verification_error"],
             )
             for d in domain_rows
         ),

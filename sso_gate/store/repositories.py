@@ -152,7 +152,14 @@ async def routing_row(conn: AsyncConnection, domain: str) -> tuple[str, str, str
                 organizations, organizations.c.id == organization_domains.c.organization_id
             )
         )
-        .where(organization_domains.c.domain == domain)
+        .where(
+            organization_domains.c.domain == domain,
+            # an organization that requires DNS verification routes only verified domains
+            sa.or_(
+                organization_domains.c.state == "verified",
+                organizations.c.require_verified_domains.is_(False),
+            ),
+        )
     )
     row = (await conn.execute(stmt)).first()
     if row is None:

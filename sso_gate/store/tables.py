@@ -21,6 +21,8 @@ __all__ = [
     "webhook_deliveries",
     "webhook_attempts",
     "worker_leases",
+    "portal_links",
+    "portal_sessions",
     "audit_events",
     "audit_event_targets",
     "audit_chains",
@@ -72,6 +74,8 @@ organizations = sa.Table(
     sa.Column("id", ID, primary_key=True),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("sso_policy", sa.String(16), nullable=False),
+    # SSO routing only for domains verified through DNS (admin portal setting)
+    sa.Column("require_verified_domains", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("external_id", sa.String(200), nullable=True, unique=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
@@ -92,6 +96,11 @@ organization_domains = sa.Table(
     sa.Column("domain", sa.String(253), nullable=False, unique=True),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    # DNS verification (admin portal): the TXT value to publish, and the last check
+    sa.Column("verification_token", sa.String(100), nullable=True),
+    sa.Column("verified_at", UTCDateTime(), nullable=True),
+    sa.Column("last_checked_at", UTCDateTime(), nullable=True),
+    sa.Column("verification_error", sa.String(500), nullable=True),
 )
 
 connections = sa.Table(
@@ -233,6 +242,45 @@ worker_leases = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("holder", sa.String(64), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+portal_links = sa.Table(
+    "portal_links",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column(
+        "organization_id",
+        ID,
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("intent", sa.String(32), nullable=False),
+    sa.Column("return_url", sa.String(2048), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("used_at", UTCDateTime(), nullable=True),
+)
+
+portal_sessions = sa.Table(
+    "portal_sessions",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column(
+        "organization_id",
+        ID,
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("intent", sa.String(32), nullable=False),
+    sa.Column("link_id", ID, nullable=True),
+    sa.Column("return_url", sa.String(2048), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
 )
 
 audit_events = sa.Table(

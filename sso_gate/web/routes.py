@@ -150,6 +150,7 @@ class _Guarded:
 
 
 def build_router(gate: SSOGate) -> _Guarded:
+    from sso_gate.web.portal import portal_routes
     from sso_gate.web.routes_api import api_routes
     from sso_gate.web.routes_saml import saml_routes
     from sso_gate.web.routes_scim import scim_routes
@@ -233,6 +234,7 @@ def build_router(gate: SSOGate) -> _Guarded:
         *saml_routes(gate),
         *scim_routes(gate),
         Mount("/api", app=Router(routes=api_routes(gate), default=not_found)),
+        Mount("/portal", app=Router(routes=portal_routes(gate), default=not_found)),
     ]
     return _Guarded(
         Router(
