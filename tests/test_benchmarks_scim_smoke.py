@@ -2,8 +2,8 @@
 counts, on SQLite and (when configured) PostgreSQL, the profile and the report included.
 
 No timing assertions: only that each case runs (its correctness checks included: the lookups
-find the right user, the PATCHes add exactly one member, with and without ``members`` in the
-response, the POSTs create) and returns numbers, so the harness cannot rot unnoticed.
+find the right user, the PATCHes add exactly one member, answered 204, without and with
+``members`` in the response, the POSTs create) and returns numbers, so the harness cannot rot unnoticed.
 """
 
 from __future__ import annotations
@@ -61,12 +61,14 @@ async def test_checks_and_every_case_run(backend) -> None:  # type: ignore[no-un
     assert (backend.small_members, backend.big_members) == (3, 20)
     cases = {
         "lookup": bench.lookup_case(backend),
-        "patch_small": bench.patch_case(backend, big=False, excluded=False),
-        "patch_big": bench.patch_case(backend, big=True, excluded=False),
-        "patch_small_excluded": bench.patch_case(backend, big=False, excluded=True),
-        "patch_big_excluded": bench.patch_case(backend, big=True, excluded=True),
+        **{
+            name: bench.patch_case(backend, big=size == "big", variant=variant)
+            for variant in bench.VARIANTS
+            for size, name in zip(("small", "big"), bench.PATCH_PAIRS[variant], strict=True)
+        },
         "create": bench.create_case(backend),
     }
+    assert set(cases) == {*bench.TIMED_CASES, "create"}
     for name, case in cases.items():
         assert _numbers(await case(2)), name
     # The PATCH cases put the groups back to their size.
@@ -79,8 +81,9 @@ async def test_measure_report_and_profile(backend) -> None:  # type: ignore[no-u
     data = res["backends"][backend.name]
     assert set(data["median_ms"]) == set(bench.TIMED_CASES)
     assert data["create"]["users"] == TINY.provision and data["create"]["users_per_s"] > 0
-    assert data["ratio"][bench.PATCH_BIG]["median"] > 0
+    assert all(data["ratio"][big]["median"] > 0 for _, big in bench.PATCH_PAIRS.values())
     table = bench.markdown(res)
     assert "userName eq" in table and "excludedAttributes=members" in table
+    assert "204 No Content" in table and "attributes=members" in table
     text = await bench.profile(backend, TINY, top=3)
-    assert text.count("###") == 4
+    assert text.count("###") == 5

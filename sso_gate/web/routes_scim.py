@@ -346,19 +346,50 @@ def scim_routes(gate: SSOGate) -> list[BaseRoute]:
 
         return fn
 
+    def no_content(kind: Kind, op: str, request: Request) -> bool:
+        """Whether a successful write answers ``204 No Content`` (with its ``ETag``) instead
+        of ``200`` and the resource: PATCH on a group without ``attributes`` or
+        ``excludedAttributes`` in the query.
+
+        RFC 7644 §3.5.2: a successful PATCH either returns 200 with the resource, subject to
+        ``attributes``, or MAY return 204 with the appropriate headers; with ``attributes``
+        the resource is returned (``excludedAttributes`` is treated the same way). A group's
+        resource lists every member (10,001 members ≈ 2 MB of JSON), which the IdPs do not
+        need back: Okta's SCIM 2.0 reference says of its group PATCHes "the SCIM server
+        response to PATCH method requests can also be a HTTP 204 response, with no body
+        returned" (developer.okta.com/docs/api/openapi/okta-scim/guides/scim-20, "Update
+        specific Group membership"), and Entra ID's shows ``HTTP/1.1 204 No Content`` for
+        its group PATCHes (learn.microsoft.com/entra/identity/app-provisioning/
+        use-scim-to-provision-users-and-groups, "Update Group [Add Members]"). Users keep
+        200 with the resource (Okta's reference shows the updated user returned; it is small).
+        """
+        q = request.query_params
+        return (
+            op == "patch"
+            and kind == "Groups"
+            and "attributes" not in q
+            and "excludedAttributes" not in q
+        )
+
     def write_endpoint(kind: Kind, op: str) -> Any:
-        """PUT (``replace``) and PATCH (``patch``): same inputs, same response."""
+        """PUT (``replace``) and PATCH (``patch``): same inputs; 200 with the resource, or
+        204 with its ``ETag`` (see ``no_content``)."""
 
         async def fn(request: Request, d: Directory) -> Response:
+            empty = no_content(kind, op, request)
+            # A 204 shows nothing: the service then reads no members at all.
+            shows = {"related": False, "member_display": False} if empty else loads(kind, request)
             resource = await getattr(gate.scim, op)(
                 d,
                 kind,
                 request.path_params["id"],
                 await _body(request, s.max_api_body),
                 request.headers.get("if-match"),
-                **loads(kind, request),
-                log=log_entry(request, 200),
+                **shows,
+                log=log_entry(request, 204 if empty else 200),
             )
+            if empty:
+                return Response(status_code=204, headers=etag_headers(resource))
             return scim_response(shaped(kind, resource, request), 200, etag_headers(resource))
 
         return fn

@@ -1,5 +1,6 @@
 """SCIM 2.0 conformance: ``scim2-tester`` (https://pypi.org/project/scim2-tester/) against the
-example app served by uvicorn on loopback, with a fresh SQLite database and one directory.
+example app served by uvicorn on loopback, with one directory in a fresh database: a SQLite file,
+then the PostgreSQL test database (wiped; skipped when ``SSO_GATE_TEST_POSTGRES_URL`` is unset).
 
 The tester discovers the server (ServiceProviderConfig, ResourceTypes, Schemas), then for each
 resource type creates, reads, lists, filters attributes, replaces, deletes, and PATCHes (add,
@@ -34,6 +35,7 @@ from typing import Any
 
 import pytest
 
+from ..conftest import POSTGRES_URL, _reset_postgres
 from .conftest import AppStack, _stop, _wait_ready, app_env, free_port, need, start_app
 
 pytestmark = pytest.mark.e2e
@@ -78,12 +80,23 @@ async def _seed(stack: AppStack) -> tuple[str, str]:
         await gate.aclose()
 
 
-@pytest.fixture(scope="module")
-def scim_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScimApp]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def scim_app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ScimApp]:
+    """The example app on a fresh SQLite file, then on the (wiped) PostgreSQL test database;
+    both tests of this module run against each (module scope: one app per database)."""
     _require_tester()
     workdir = tmp_path_factory.mktemp("e2e-scim")
+    if request.param == "sqlite":
+        database_url = f"sqlite:///{workdir / 'gate.db'}"
+    else:
+        if not POSTGRES_URL:
+            pytest.skip("SSO_GATE_TEST_POSTGRES_URL is not set")
+        _reset_postgres(POSTGRES_URL)
+        database_url = POSTGRES_URL
     port = free_port()
-    env = app_env(port, f"sqlite:///{workdir / 'gate.db'}", None)
+    env = app_env(port, database_url, None)
     stack = AppStack(base_url=env["SSO_GATE_BASE_URL"], env=env, log=workdir / "app.log")
     base_url, token = asyncio.run(_seed(stack))
     proc = start_app(stack)

@@ -270,7 +270,9 @@ async def test_groups_and_members(scim: Scim) -> None:
             "Operations": [{"op": "add", "path": "members", "value": [{"value": b["id"]}]}],
         },
     )
-    assert r.status_code == 200 and {m["value"] for m in r.json()["members"]} == {a["id"], b["id"]}
+    assert r.status_code == 204, r.text  # group PATCH without attributes=: no body
+    r = await scim.req("GET", f"/Groups/{g['id']}")
+    assert {m["value"] for m in r.json()["members"]} == {a["id"], b["id"]}
     r = await scim.req(
         "PATCH",
         f"/Groups/{g['id']}",
@@ -278,8 +280,9 @@ async def test_groups_and_members(scim: Scim) -> None:
             "schemas": [PATCH],
             "Operations": [{"op": "Remove", "path": f'members[value eq "{a["id"]}"]'}],
         },
+        params={"attributes": "members"},
     )
-    assert [m["value"] for m in r.json()["members"]] == [b["id"]]
+    assert r.status_code == 200 and [m["value"] for m in r.json()["members"]] == [b["id"]]
     r = await scim.req(
         "PATCH",
         f"/Groups/{g['id']}",
@@ -287,6 +290,7 @@ async def test_groups_and_members(scim: Scim) -> None:
             "schemas": [PATCH],
             "Operations": [{"op": "Remove", "path": "members", "value": [{"value": b["id"]}]}],
         },
+        params={"attributes": "members"},
     )
     assert r.json().get("members", []) == []
     user_b = (await scim.req("GET", f"/Users/{b['id']}")).json()

@@ -252,7 +252,9 @@ async def test_okta_group_push(okta: IdP) -> None:
             {"op": "replace", "value": {"id": gid, "displayName": "Test SCIMv2 renamed"}}
         ],
     }
-    renamed = await okta.call("PATCH", f"/Groups/{gid}", rename)
+    # (a group PATCH answers 204 No Content, which Okta's reference allows: read it back)
+    assert await okta.call("PATCH", f"/Groups/{gid}", rename, status=204) is None
+    renamed = await okta.call("GET", f"/Groups/{gid}")
     assert renamed["id"] == gid and renamed["displayName"] == "Test SCIMv2 renamed"
     assert [m["value"] for m in renamed["members"]] == [other["id"]]
 
@@ -268,7 +270,8 @@ async def test_okta_group_push(okta: IdP) -> None:
             },
         ],
     }
-    changed = await okta.call("PATCH", f"/Groups/{gid}", membership)
+    assert await okta.call("PATCH", f"/Groups/{gid}", membership, status=204) is None
+    changed = await okta.call("GET", f"/Groups/{gid}")
     assert [m["value"] for m in changed["members"]] == [test_user["id"]]
     member = await okta.call("GET", f"/Users/{test_user['id']}")
     assert [g["value"] for g in member["groups"]] == [gid]
@@ -435,12 +438,13 @@ async def test_entra_user_and_group_sync(entra: IdP) -> None:
     one_group = await entra.call("GET", f"/Groups/{gid}", params={"excludedAttributes": "members"})
     assert one_group["displayName"] == "displayName" and "members" not in one_group
 
-    # 9. "Update Group [Add Members]"
+    # 9. "Update Group [Add Members]" (Entra documents 204 No Content for its group PATCHes)
     add = {
         "schemas": [PATCH_OP],
         "Operations": [{"op": "Add", "path": "members", "value": [{"$ref": None, "value": uid}]}],
     }
-    added = await entra.call("PATCH", f"/Groups/{gid}", add)
+    assert await entra.call("PATCH", f"/Groups/{gid}", add, status=204) is None
+    added = await entra.call("GET", f"/Groups/{gid}")
     assert [m["value"] for m in added["members"]] == [uid]
     assert [g["value"] for g in (await entra.call("GET", f"/Users/{uid}"))["groups"]] == [gid]
 
@@ -449,7 +453,8 @@ async def test_entra_user_and_group_sync(entra: IdP) -> None:
         "schemas": [PATCH_OP],
         "Operations": [{"op": "Replace", "path": "displayName", "value": "displayName updated"}],
     }
-    renamed = await entra.call("PATCH", f"/Groups/{gid}", rename)
+    assert await entra.call("PATCH", f"/Groups/{gid}", rename, status=204) is None
+    renamed = await entra.call("GET", f"/Groups/{gid}")
     assert renamed["displayName"] == "displayName updated"
     assert [m["value"] for m in renamed["members"]] == [uid]
 
@@ -460,7 +465,8 @@ async def test_entra_user_and_group_sync(entra: IdP) -> None:
             {"op": "Remove", "path": "members", "value": [{"$ref": None, "value": uid}]}
         ],
     }
-    removed = await entra.call("PATCH", f"/Groups/{gid}", remove)
+    assert await entra.call("PATCH", f"/Groups/{gid}", remove, status=204) is None
+    removed = await entra.call("GET", f"/Groups/{gid}")
     assert removed.get("members", []) == []
     assert (await entra.call("GET", f"/Users/{uid}")).get("groups", []) == []
 

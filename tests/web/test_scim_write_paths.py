@@ -1,7 +1,8 @@
 """SCIM write paths as the hot-path work left them (``benchmarks/bench_scim.py``): the request
 log (one entry per write, written in the write's transaction; failures logged after the
 rollback), responses that leave out ``members``/``groups`` (not loaded, same bytes otherwise),
-member events, and a PUT that replaces a large membership."""
+group PATCHes answered 204 No Content unless ``attributes``/``excludedAttributes`` ask for the
+resource, member events, and a PUT that replaces a large membership."""
 
 from __future__ import annotations
 
@@ -102,6 +103,7 @@ async def test_request_log_has_one_entry_per_request(scim: Client) -> None:
     assert (
         await scim("PATCH", f"/Groups/{gid}?excludedAttributes=members", add)
     ).status_code == 200
+    assert (await scim("PATCH", f"/Groups/{gid}", add)).status_code == 204  # no body asked for
     assert (await scim("DELETE", f"/Groups/{gid}")).status_code == 204
     assert (await scim("DELETE", f"/Users/{uid}")).status_code == 204
     assert (await scim("DELETE", f"/Users/{uid}")).status_code == 404
@@ -118,6 +120,7 @@ async def test_request_log_has_one_entry_per_request(scim: Client) -> None:
         ("GET", "/Users/directory_user_nope", 404),
         ("POST", "/Groups", 201),
         ("PATCH", f"/Groups/{gid}", 200),
+        ("PATCH", f"/Groups/{gid}", 204),
         ("DELETE", f"/Groups/{gid}", 204),
         ("DELETE", f"/Users/{uid}", 204),
         ("DELETE", f"/Users/{uid}", 404),
@@ -229,7 +232,7 @@ async def test_member_events_and_a_large_replace(scim: Client) -> None:
         {"op": "add", "path": "members", "value": [{"value": ids[10]}]},
     ]
     r = await scim("PATCH", f"/Groups/{gid}", {"schemas": [PATCH], "Operations": ops})
-    assert r.status_code == 200 and r.json()["meta"]["version"] == 'W/"3"'
+    assert r.status_code == 204 and r.headers["etag"] == 'W/"3"'
     assert len(await scim.events("dsync.group.user_removed")) == 10
     assert len(await scim.events("dsync.group.user_added")) == 40
     # An unknown member is refused and nothing is written.
@@ -237,3 +240,88 @@ async def test_member_events_and_a_large_replace(scim: Client) -> None:
     r = await scim("PATCH", f"/Groups/{gid}", {"schemas": [PATCH], "Operations": ops})
     assert r.status_code == 400 and r.json()["scimType"] == "invalidValue"
     assert (await scim("GET", f"/Groups/{gid}")).json()["meta"]["version"] == 'W/"3"'
+
+
+async def test_group_patch_answers_204_unless_the_resource_is_asked_for(
+    scim: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 7644 §3.5.2: 204 No Content with the new version's ETag; 200 with the (projected)
+    resource when the query has ``attributes`` or ``excludedAttributes``. User PATCHes and
+    PUTs keep answering 200 with the resource."""
+    a, b, c = [await scim.user(f"{n}@acme.test") for n in "abc"]
+    r = await scim(
+        "POST",
+        "/Groups",
+        {"schemas": [GROUP], "displayName": "Team", "members": [{"value": a["id"]}]},
+    )
+    gid = r.json()["id"]
+
+    def add(user: dict[str, Any]) -> dict[str, Any]:
+        return {"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": user["id"]}]}]}  # fmt: skip
+
+    # A 204 shows no member: the service must not read (let alone serialise) the member list.
+    real = scim.gate.scim._group_members
+
+    async def no_member_reads(*args: Any, **kw: Any) -> Any:
+        raise AssertionError("a 204 PATCH read the group's members")
+
+    monkeypatch.setattr(scim.gate.scim, "_group_members", no_member_reads)
+    r = await scim("PATCH", f"/Groups/{gid}", add(b))
+    assert r.status_code == 204 and r.content == b"", r.text
+    assert "content-type" not in r.headers
+    assert r.headers["etag"] == 'W/"2"'
+    assert r.headers["location"].endswith(f"/Groups/{gid}")
+    rename = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "displayName", "value": "Team 2"}]}  # fmt: skip
+    r = await scim("PATCH", f"/Groups/{gid}", rename, headers={"If-Match": 'W/"2"'})
+    assert r.status_code == 204 and r.headers["etag"] == 'W/"3"'
+    noop = await scim("PATCH", f"/Groups/{gid}", rename)  # the same name: nothing written
+    assert noop.status_code == 204 and noop.headers["etag"] == 'W/"3"'
+    monkeypatch.setattr(scim.gate.scim, "_group_members", real)
+
+    full = (await scim("GET", f"/Groups/{gid}")).json()
+    assert full["meta"]["version"] == 'W/"3"' and full["displayName"] == "Team 2"
+    assert sorted(m["value"] for m in full["members"]) == sorted([a["id"], b["id"]])
+    assert len(await scim.events("dsync.group.user_added")) == 2
+
+    # Failures are still SCIM errors, not 204s.
+    stale = await scim("PATCH", f"/Groups/{gid}", add(c), headers={"If-Match": 'W/"1"'})
+    assert stale.status_code == 412 and stale.json()["scimType"] == "invalidVers"
+    bad = {"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": "directory_user_nope"}]}]}  # fmt: skip
+    r = await scim("PATCH", f"/Groups/{gid}", bad)
+    assert r.status_code == 400 and r.json()["scimType"] == "invalidValue"
+
+    # attributes= / excludedAttributes=: 200 and the resource, projected as asked.
+    r = await scim("PATCH", f"/Groups/{gid}?attributes=members", add(c))
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/scim+json")
+    assert r.headers["etag"] == 'W/"4"'
+    assert sorted(m["value"] for m in r.json()["members"]) == sorted([a["id"], b["id"], c["id"]])
+    assert "displayName" not in r.json()
+    r = await scim("PATCH", f"/Groups/{gid}?attributes=displayName", rename)  # no-op
+    assert r.status_code == 200 and r.json()["displayName"] == "Team 2"
+    assert "members" not in r.json()
+    remove = {"schemas": [PATCH], "Operations": [{"op": "remove", "path": f'members[value eq "{c["id"]}"]'}]}  # fmt: skip
+    r = await scim("PATCH", f"/Groups/{gid}?excludedAttributes=members", remove)
+    assert r.status_code == 200 and "members" not in r.json()
+    assert r.json()["displayName"] == "Team 2" and r.headers["etag"] == 'W/"5"'
+    r = await scim("PATCH", f"/Groups/{gid}?excludedAttributes=displayName", add(c))
+    assert r.status_code == 200 and "displayName" not in r.json()
+    assert len(r.json()["members"]) == 3
+
+    # A PUT of a group, and a PATCH of a user, answer 200 with the resource (Okta wants the
+    # user back).
+    put = {"schemas": [GROUP], "displayName": "Team 3", "members": [{"value": a["id"]}]}
+    r = await scim("PUT", f"/Groups/{gid}", put)
+    assert r.status_code == 200 and [m["value"] for m in r.json()["members"]] == [a["id"]]
+    title = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "title", "value": "T"}]}
+    r = await scim("PATCH", f"/Users/{a['id']}", title)
+    assert r.status_code == 200 and r.json()["title"] == "T"
+    assert (
+        r.json()["userName"] == "a@acme.test" and r.headers["etag"] == r.json()["meta"]["version"]
+    )
+    assert [g["value"] for g in r.json()["groups"]] == [gid]
+    deactivate = {"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]}
+    r = await scim("PATCH", f"/Users/{b['id']}", deactivate)
+    assert r.status_code == 200 and r.json()["active"] is False
+
+    log = [(m, s) for m, p, s, _ in await scim.log() if p.startswith("/Groups/")]
+    assert log[:4] == [("PATCH", 204), ("PATCH", 204), ("PATCH", 204), ("PATCH", 412)]
