@@ -13,6 +13,7 @@ from sso_gate._time import Clock, utcnow
 from sso_gate.models import Profile
 from sso_gate.services._runtime import Runtime
 from sso_gate.services.audit import AuditService
+from sso_gate.services.audit_streams import AuditStreamsService
 from sso_gate.services.connections import ConnectionsService
 from sso_gate.services.delivery import DeliveryWorker
 from sso_gate.services.directories import DirectoriesService
@@ -88,10 +89,16 @@ class SSOGate:
         )
         self.portal = PortalService(self._rt, self.events)
         self.portal_access_hook: PortalAccessHook | None = None
+        self.audit_streams = AuditStreamsService(self._rt, self.audit, http=http_client)
         # an injected client (tests) serves webhook deliveries too; otherwise the worker keeps
         # its own connection pool, sized by SSO_GATE_WEBHOOK_CONCURRENCY
         self.worker = DeliveryWorker(
-            self._rt, self.events, self.webhooks, http=http_client, audit=self.audit
+            self._rt,
+            self.events,
+            self.webhooks,
+            http=http_client,
+            audit=self.audit,
+            streams=self.audit_streams,
         )
         self._worker_task: asyncio.Task[None] | None = None
         self._worker_stop = asyncio.Event()
@@ -175,6 +182,7 @@ class SSOGate:
     async def aclose(self) -> None:
         await self.stop_worker()
         await self.worker.aclose()
+        await self.audit_streams.aclose()
         if self._owns_http:
             await self._rt.http.aclose()
         await self._rt.onetime.close()

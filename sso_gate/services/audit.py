@@ -44,6 +44,7 @@ from sso_gate.store.tables import (
     audit_event_targets,
     audit_events,
     audit_idempotency,
+    audit_streams,
     organizations,
 )
 
@@ -667,7 +668,9 @@ class AuditService:
 
     async def purge(self) -> int:
         """Delete events older than each organization's retention. A signed checkpoint at the
-        last deleted position keeps the rest of the chain verifiable; the purge is recorded."""
+        last deleted position keeps the rest of the chain verifiable; the purge is recorded.
+        Events that an enabled log stream of the organization has not delivered yet are kept
+        until it has (``AuditStreamsService``)."""
         await self.chain()
         now = self._rt.clock()
         async with self._rt.read() as conn:
@@ -682,6 +685,16 @@ class AuditService:
                 continue
             cutoff = now - timedelta(days=int(days))
             async with self._rt.transaction() as conn:
+                # events an enabled log stream has not delivered yet are kept (nothing is lost
+                # while a SIEM is down); disabling or deleting the stream releases them
+                held = (
+                    await conn.execute(
+                        sa.select(sa.func.min(audit_streams.c.cursor)).where(
+                            audit_streams.c.organization_id == org.id,
+                            audit_streams.c.enabled.is_(True),
+                        )
+                    )
+                ).scalar()
                 last = (
                     await conn.execute(
                         sa.select(t.c.seq, t.c.hash)
@@ -689,6 +702,7 @@ class AuditService:
                             t.c.organization_id == org.id,
                             t.c.created_at < cutoff,
                             t.c.seq.is_not(None),
+                            t.c.seq <= held if held is not None else sa.true(),
                         )
                         .order_by(t.c.seq.desc())
                         .limit(1)

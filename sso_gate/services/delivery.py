@@ -10,7 +10,8 @@ as ``sso-gate worker`` processes. One pass (:meth:`DeliveryWorker.run_once`):
    worker dies, the delivery is retried when the lease runs out);
 3. **send** them concurrently (``SSO_GATE_WEBHOOK_CONCURRENCY``), signed per Standard Webhooks;
 4. **record** every attempt (status, latency, response excerpt) and the next retry in one
-   transaction; an update only applies while the worker still holds the claim.
+   transaction; an update only applies while the worker still holds the claim;
+5. **stream** audit logs: one batch per due log stream (``audit_streams``, same claim scheme).
 
 On SQLite a single worker is enforced with a lease row (``worker_leases``): a second worker
 stands by until the first one stops or its lease expires.
@@ -46,6 +47,7 @@ from sso_gate._time import isoformat
 from sso_gate.exceptions import StorageUnavailableError
 from sso_gate.services._runtime import Runtime
 from sso_gate.services.audit import AuditService
+from sso_gate.services.audit_streams import AuditStreamsService
 from sso_gate.services.events import EventsService
 from sso_gate.services.webhooks import WebhooksService, endpoint_from_row, signing_secrets
 from sso_gate.store.tables import (
@@ -100,11 +102,13 @@ class DeliveryWorker:
         name: str | None = None,
         http: httpx.AsyncClient | None = None,
         audit: AuditService | None = None,
+        streams: AuditStreamsService | None = None,
     ) -> None:
         self._rt = rt
         self._events = events_service
         self._webhooks = webhooks
         self._audit = audit
+        self._streams = streams
         self.name = name or f"{socket.gethostname()[:40]}:{os.getpid()}:{new_id('w')[-6:]}"
         self._http = http
         self._owns_http = http is None
@@ -167,7 +171,8 @@ class DeliveryWorker:
             await self.aclose()
 
     async def run_once(self) -> int:
-        """One pass; returns how many deliveries were attempted (0 = idle)."""
+        """One pass; returns how many deliveries and audit stream batches were attempted
+        (0 = idle)."""
         if self._is_sqlite and not await self._hold_lease():
             return 0
         await self._events.sequence()
@@ -184,11 +189,11 @@ class DeliveryWorker:
                 if purged:
                     log.info("purged %d audit events older than their retention", purged)
         jobs = await self._claim()
-        if not jobs:
-            return 0
-        results = await self._send_all(jobs)
-        await self._record(results)
-        return len(jobs)
+        if jobs:
+            results = await self._send_all(jobs)
+            await self._record(results)
+        batches = await self._streams.deliver_due() if self._streams is not None else 0
+        return len(jobs) + batches
 
     async def drain(self, *, max_passes: int = 1000) -> None:
         """Run passes until nothing is due (tests, ``sso-gate worker --once``)."""
