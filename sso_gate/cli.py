@@ -11,6 +11,7 @@ import click
 
 from sso_gate._cli_common import print_json as _print
 from sso_gate._cli_common import run as _run
+from sso_gate._cli_portal import domain_group, portal_link
 from sso_gate._cli_webhooks import events_group, webhook_group
 from sso_gate.exceptions import SSOGateError
 
@@ -363,6 +364,8 @@ def directory_users_cmd(directory_id: str, limit: int) -> None:
 
 cli.add_command(webhook_group)
 cli.add_command(events_group)
+cli.add_command(portal_link)
+cli.add_command(domain_group)
 
 
 def main() -> None:

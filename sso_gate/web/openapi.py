@@ -56,6 +56,7 @@ _ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string
 
 def openapi_document(server_url: str) -> dict[str, Any]:
     # imported here: openapi_webhooks builds on this module's helpers
+    from sso_gate.web.openapi_portal import portal_paths, portal_schemas
     from sso_gate.web.openapi_webhooks import webhook_paths, webhook_schemas
 
     org = {"$ref": "#/components/schemas/Organization"}
@@ -276,6 +277,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "post": {"operationId": "refreshSamlMetadata", "responses": _resp(conn)},
             },
             **webhook_paths(),
+            **portal_paths(),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -296,6 +298,10 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                         "id": {"type": "string"},
                         "domain": {"type": "string"},
                         "state": {"enum": ["pending", "verified", "failed"]},
+                        "verification_strategy": {"enum": ["dns", "manual"]},
+                        "verification_token": {"type": ["string", "null"]},
+                        "verification_txt_record": {"type": ["string", "null"]},
+                        "verification_error": {"type": ["string", "null"]},
                     },
                 },
                 "Organization": {
@@ -464,6 +470,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     },
                 },
                 **webhook_schemas(),
+                **portal_schemas(),
             },
         },
     }
