@@ -99,6 +99,8 @@ class Settings:
     portal_logo_url: str | None = None
     portal_accent_color: str = "#4f46e5"
     portal_frame_ancestors: str = "'none'"
+    # DNS servers for domain verification (host or host:port); unset = the system's resolvers
+    dns_nameservers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self._validate()
@@ -174,6 +176,8 @@ class Settings:
         ):
             if (raw := get(name)) is not None:
                 kw[attr] = raw
+        if (raw := get("DNS_NAMESERVERS")) is not None:
+            kw["dns_nameservers"] = tuple(p.strip() for p in raw.split(",") if p.strip())
         if (raw := get("TRUSTED_PROXIES")) is not None:
             kw["trusted_proxies"] = tuple(p.strip() for p in raw.split(",") if p.strip())
         if (raw := get("WORKER")) is not None:
@@ -298,6 +302,16 @@ class Settings:
             except ValueError:
                 raise ConfigurationError(
                     f"SSO_GATE_TRUSTED_PROXIES: {cidr!r} is not an IP address or CIDR network"
+                ) from None
+        for server in self.dns_nameservers:
+            host, _, port = server.rpartition(":") if server.count(":") == 1 else (server, "", "")
+            try:
+                ipaddress.ip_address(host or server)
+                if port and not 0 < int(port) < 65536:
+                    raise ValueError
+            except ValueError:
+                raise ConfigurationError(
+                    f"SSO_GATE_DNS_NAMESERVERS: {server!r} is not an IP address or IP:port"
                 ) from None
         if not 60 <= self.portal_session_lifetime <= 24 * 3600:
             raise ConfigurationError(

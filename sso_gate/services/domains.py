@@ -16,7 +16,7 @@ its verified domains; an unverified domain's users keep the password login.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import sqlalchemy as sa
 
@@ -41,14 +41,24 @@ class DomainLookupError(Exception):
     """A DNS lookup failed; the message is shown to the IT admin."""
 
 
-async def dns_txt_resolver(name: str) -> list[str]:
-    """TXT records of ``name`` through the system's DNS resolvers (dnspython)."""
+async def dns_txt_resolver(name: str, nameservers: Sequence[str] = ()) -> list[str]:
+    """TXT records of ``name`` (dnspython): through the system's resolvers, or through
+    ``nameservers`` (``host`` or ``host:port``, ``SSO_GATE_DNS_NAMESERVERS``)."""
     import dns.asyncresolver
     import dns.exception
     import dns.resolver
 
+    resolver = dns.asyncresolver.Resolver(configure=not nameservers)
+    if nameservers:
+        hosts = []
+        for server in nameservers:
+            host, _, port = server.rpartition(":") if server.count(":") == 1 else (server, "", "")
+            hosts.append(host or server)
+            if port:
+                resolver.port = int(port)
+        resolver.nameservers = hosts
     try:
-        answer = await dns.asyncresolver.resolve(name, "TXT", lifetime=5.0)
+        answer = await resolver.resolve(name, "TXT", lifetime=5.0)
     except dns.resolver.NXDOMAIN:
         raise DomainLookupError(f"the domain {name} does not exist in DNS") from None
     except dns.resolver.NoAnswer:
@@ -73,7 +83,10 @@ class DomainVerificationService:
         self._events = events
         self._orgs = organizations_service
         self._routing = routing
-        self.resolver: TxtResolver = resolver or dns_txt_resolver
+        servers = rt.settings.dns_nameservers
+        self.resolver: TxtResolver = resolver or (
+            (lambda name: dns_txt_resolver(name, servers)) if servers else dns_txt_resolver
+        )
 
     async def _domain(self, organization_id: str, domain: str) -> repo.Row:
         d = _claimable(domain, "domain")

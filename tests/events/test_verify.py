@@ -169,5 +169,6 @@ def test_every_emitted_event_name_is_registered() -> None:
         if path.name == "models.py":
             continue
         emitted.update(pattern.findall(path.read_text()))
+    emitted = {e for e in emitted if not e.endswith((".html", ".py", ".css", ".js"))}
     assert emitted, "the scan found nothing"
     assert emitted - EVENT_NAMES - AUDIT_ONLY_ACTIONS == set()

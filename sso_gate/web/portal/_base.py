@@ -8,8 +8,10 @@
   or from another origin, is refused (403) before anything changes.
 * **Headers**: ``Content-Security-Policy`` (no inline script or style; ``frame-ancestors`` from
   ``SSO_GATE_PORTAL_FRAME_ANCESTORS``, default ``'none'``), ``X-Content-Type-Options``,
-  ``Referrer-Policy: no-referrer`` (a portal link's token must not leak), ``Cache-Control:
-  no-store``.
+  ``Referrer-Policy: same-origin`` (nothing leaks to other sites; ``no-referrer`` would make
+  Chromium send ``Origin: null`` on form posts and defeat the origin check — a real-browser test
+  caught it), ``Cache-Control: no-store``. The one-time link's token is never in a page URL:
+  redeeming it answers with a redirect.
 """
 
 from __future__ import annotations
@@ -153,7 +155,7 @@ class Portal:
         return {
             "content-security-policy": self.csp,
             "x-content-type-options": "nosniff",
-            "referrer-policy": "no-referrer",
+            "referrer-policy": "same-origin",
             "cache-control": "no-store",
             "x-frame-options": "DENY" if self.settings.portal_frame_ancestors == "'none'" else "",
         }
