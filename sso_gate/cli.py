@@ -1,5 +1,5 @@
 """The ``sso-gate`` command: ``demo``, ``migrate``, ``worker``, ``org``, ``connection``,
-``directory``, ``webhook``, ``events``."""
+``directory``, ``webhook``, ``events``, ``audit``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from sso_gate._cli_audit import audit_group
 from sso_gate._cli_common import print_json as _print
 from sso_gate._cli_common import run as _run
 from sso_gate._cli_portal import domain_group, portal_link
@@ -364,6 +365,7 @@ def directory_users_cmd(directory_id: str, limit: int) -> None:
 
 cli.add_command(webhook_group)
 cli.add_command(events_group)
+cli.add_command(audit_group)
 cli.add_command(portal_link)
 cli.add_command(domain_group)
 

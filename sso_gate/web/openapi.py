@@ -55,7 +55,8 @@ _ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string
 
 
 def openapi_document(server_url: str) -> dict[str, Any]:
-    # imported here: openapi_webhooks builds on this module's helpers
+    # imported here: openapi_webhooks and openapi_audit build on this module's helpers
+    from sso_gate.web.openapi_audit import audit_paths, audit_schemas
     from sso_gate.web.openapi_portal import portal_paths, portal_schemas
     from sso_gate.web.openapi_webhooks import webhook_paths, webhook_schemas
 
@@ -277,6 +278,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "post": {"operationId": "refreshSamlMetadata", "responses": _resp(conn)},
             },
             **webhook_paths(),
+            **audit_paths(),
             **portal_paths(),
         },
         "components": {
@@ -470,6 +472,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     },
                 },
                 **webhook_schemas(),
+                **audit_schemas(),
                 **portal_schemas(),
             },
         },

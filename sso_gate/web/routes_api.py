@@ -411,7 +411,8 @@ def api_routes(gate: SSOGate) -> list[BaseRoute]:
     async def openapi(request: Request) -> Response:
         return json_response(openapi_document(s.gate_url("/api")))
 
-    # imported here: routes_webhooks uses this module's request helpers
+    # imported here: routes_webhooks and routes_audit use this module's request helpers
+    from sso_gate.web.routes_audit import audit_routes
     from sso_gate.web.routes_portal_api import portal_api_routes
     from sso_gate.web.routes_webhooks import webhook_routes
 
@@ -446,5 +447,6 @@ def api_routes(gate: SSOGate) -> list[BaseRoute]:
         Route("/directory_groups/{id}", endpoint(directory_group), methods=["GET"]),
         Route("/connections/{id}/refresh_metadata", endpoint(refresh_metadata), methods=["POST"]),
         *webhook_routes(gate, endpoint),
+        *audit_routes(gate, endpoint),
         *portal_api_routes(gate, endpoint),
     ]
