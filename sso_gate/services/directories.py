@@ -4,9 +4,11 @@ so the IdP can be updated without an outage; revocation kills both."""
 
 from __future__ import annotations
 
+import builtins
+import dataclasses
 import secrets
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,10 +32,13 @@ from sso_gate.store.tables import (
     directory_groups,
     directory_users,
     organizations,
+    scim_requests,
 )
 
 __all__ = [
     "DirectoriesService",
+    "DirectoryCounts",
+    "ProvisioningRequest",
     "user_from_row",
     "group_from_row",
     "groups_of",
@@ -42,6 +47,28 @@ __all__ = [
 
 ROTATION_GRACE = timedelta(hours=24)
 _AUTH_CACHE_TTL = 5.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProvisioningRequest:
+    """One logged SCIM request of a directory: every write, and every failed request after the
+    bearer token was accepted (``error`` is the SCIM error detail)."""
+
+    id: str
+    directory_id: str
+    method: str
+    path: str
+    status: int
+    error: str | None
+    created_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DirectoryCounts:
+    """How many users (deleted tombstones excluded) and groups a directory holds."""
+
+    users: int
+    groups: int
 
 
 def directory_from_row(row: repo.Row) -> Directory:
@@ -318,6 +345,42 @@ class DirectoriesService:
             self._auth.clear()
         self._auth[(directory_id, digest)] = (directory, time.monotonic() + _AUTH_CACHE_TTL)
         return directory
+
+    # -- provisioning activity ------------------------------------------------------------------
+
+    async def recent_requests(
+        self, directory_id: str, limit: int = 50
+    ) -> builtins.list[ProvisioningRequest]:
+        """The directory's latest logged SCIM requests, newest first."""
+        if not 1 <= limit <= 500:
+            raise ValidationError("limit must be between 1 and 500", field="limit")
+        t = scim_requests
+        stmt = sa.select(t).where(t.c.directory_id == directory_id).order_by(t.c.id.desc())
+        async with self._rt.read() as conn:
+            rows = (await conn.execute(stmt.limit(limit))).all()
+        return [
+            ProvisioningRequest(
+                id=r.id,
+                directory_id=r.directory_id,
+                method=r.method,
+                path=r.path,
+                status=r.status,
+                error=r.error,
+                created_at=r.created_at,
+            )
+            for r in rows
+        ]
+
+    async def counts(self, directory_id: str) -> DirectoryCounts:
+        """User and group counts of a directory (two indexed COUNT queries)."""
+        users = sa.select(sa.func.count()).where(
+            directory_users.c.directory_id == directory_id, directory_users.c.state != "deleted"
+        )
+        groups = sa.select(sa.func.count()).where(directory_groups.c.directory_id == directory_id)
+        async with self._rt.read() as conn:
+            n_users = (await conn.execute(users)).scalar_one()
+            n_groups = (await conn.execute(groups)).scalar_one()
+        return DirectoryCounts(users=int(n_users), groups=int(n_groups))
 
     # -- directory users and groups (WorkOS shapes) ---------------------------------------------
 

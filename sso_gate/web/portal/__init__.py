@@ -17,6 +17,9 @@ from starlette.routing import BaseRoute, Route
 
 from sso_gate.exceptions import SSOGateError
 from sso_gate.web.portal._base import INTENT_PAGES, Portal, PortalPage, guarded
+from sso_gate.web.portal.audit import audit_routes
+from sso_gate.web.portal.dsync import dsync_routes
+from sso_gate.web.portal.log_streams import log_stream_routes
 
 if TYPE_CHECKING:
     from sso_gate.gate import SSOGate
@@ -159,5 +162,8 @@ def portal_routes(gate: SSOGate) -> list[BaseRoute]:
         Route("/domains", guarded(portal, domains), methods=["GET", "POST"]),
         Route("/domains/verify", guarded(portal, verify_domain), methods=["POST"]),
         Route("/domains/policy", guarded(portal, domain_policy), methods=["POST"]),
+        *dsync_routes(portal),
+        *audit_routes(portal),
+        *log_stream_routes(portal),
     ]
     return routes
