@@ -36,9 +36,13 @@ class FlowState:
     return_to: str
     binding_hash: str
     login_hint: str | None = None
+    test: bool = False  # a test sign-in from the admin portal: never an app session
 
     def dumps(self) -> str:
-        return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
+        data = dataclasses.asdict(self)
+        if not self.test:  # readable by instances that predate the field (rolling upgrades)
+            del data["test"]
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def loads(cls, raw: str) -> FlowState:
@@ -46,7 +50,11 @@ class FlowState:
 
 
 def new_flow_state(
-    connection_id: str, return_to: str, binding_hash: str, login_hint: str | None = None
+    connection_id: str,
+    return_to: str,
+    binding_hash: str,
+    login_hint: str | None = None,
+    test: bool = False,
 ) -> FlowState:
     # 32 random bytes each; the PKCE verifier is 43 chars, within RFC 7636 §4.1's 43..128.
     return FlowState(
@@ -57,6 +65,7 @@ def new_flow_state(
         return_to=return_to,
         binding_hash=binding_hash,
         login_hint=login_hint,
+        test=test,
     )
 
 

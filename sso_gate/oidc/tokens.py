@@ -178,7 +178,8 @@ def validate_id_token(
         raise TokenValidationError("ID token has no valid 'aud' claim", code="invalid_audience")
     if client_id not in auds:
         raise TokenValidationError(
-            f"ID token audience {auds!r} does not include this client", code="invalid_audience"
+            f"ID token audience {auds!r} does not include this client {client_id!r}",
+            code="invalid_audience",
         )
     untrusted = [a for a in auds if a != client_id and a not in trusted_audiences]
     if untrusted:

@@ -10,9 +10,12 @@ that return value, which defeats signature wrapping.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from lxml import etree
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature
@@ -136,5 +139,24 @@ def verify_enveloped(
     else:
         code = "invalid_signature"
     raise TokenValidationError(
-        f"the {what} signature is not valid for this connection's IdP certificates", code=code
+        f"the {what} signature is not valid for this connection's IdP certificates "
+        f"(expected a signature by SHA-256 {', '.join(_fingerprint(c) for c in certificates)}; "
+        f"{_named_certificate(element)})",
+        code=code,
     )
+
+
+def _fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex()[:16] + "…"
+
+
+def _named_certificate(element: etree._Element) -> str:
+    """What the signature's own KeyInfo names (never trusted: only for the error message)."""
+    node = element.find(f"{{{NS['ds']}}}Signature//{{{NS['ds']}}}X509Certificate")
+    if node is None or not (node.text or "").strip():
+        return "the signature names no certificate"
+    try:
+        der = base64.b64decode("".join((node.text or "").split()), validate=True)
+        return f"it names SHA-256 {_fingerprint(x509.load_der_x509_certificate(der))}"
+    except (ValueError, binascii.Error):
+        return "it names an unreadable certificate"

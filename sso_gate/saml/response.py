@@ -220,7 +220,8 @@ def _check_response_envelope(root: etree._Element, exp: ResponseExpectations, si
             )
     elif destination != exp.acs_url:
         raise TokenValidationError(
-            f"response Destination {destination!r} is not this connection's ACS URL",
+            f"response Destination {destination!r} is not this connection's ACS URL "
+            f"{exp.acs_url!r}",
             code="wrong_destination",
         )
     issuer = root.find("saml:Issuer", NS)
@@ -274,7 +275,7 @@ def _check_assertion(
             if recipient != exp.acs_url:
                 raise TokenValidationError(
                     f"SubjectConfirmationData Recipient {recipient!r} is not this connection's "
-                    "ACS URL",
+                    f"ACS URL {exp.acs_url!r}",
                     code="wrong_recipient",
                 )
             nooa = parse_instant(data.get("NotOnOrAfter"), "SubjectConfirmationData NotOnOrAfter")

@@ -22,17 +22,15 @@ from sso_gate.models import (
     Connection,
     ConnectionState,
     ListPage,
-    OIDCConfig,
-    SAMLConfig,
 )
 from sso_gate.oidc.tokens import ASYMMETRIC_ALGORITHMS
 from sso_gate.saml.attributes import FIELDS
 from sso_gate.saml.metadata import IdPMetadata
+from sso_gate.services._connection_rows import connection_from_row, has_idp
 from sso_gate.services._runtime import Runtime
 from sso_gate.services._saml_setup import expiring, generate_sp_keypair, resolve_idp
 from sso_gate.services.events import EventsService
 from sso_gate.services.routing import RoutingService
-from sso_gate.settings import Secret
 from sso_gate.store import repositories as repo
 from sso_gate.store.tables import connections, organizations
 
@@ -104,63 +102,7 @@ class ConnectionsService:
     # -- row mapping ---------------------------------------------------------------------------
 
     def _from_row(self, row: repo.Row) -> Connection:
-        cfg = dict(row["config"] or {})
-        oidc = None
-        if "oidc" in cfg:
-            o = cfg["oidc"]
-            secret = ""
-            if row["secret_ciphertext"]:
-                secret = self._rt.box.decrypt(row["secret_ciphertext"], associated=row["id"])
-            oidc = OIDCConfig(
-                issuer=o["issuer"],
-                client_id=o["client_id"],
-                client_secret=Secret(secret),
-                scopes=tuple(o.get("scopes") or ("openid", "email", "profile")),
-                token_endpoint_auth_method=o.get(
-                    "token_endpoint_auth_method", "client_secret_basic"
-                ),
-                allowed_algorithms=tuple(o.get("allowed_algorithms") or ("RS256",)),
-                use_userinfo=bool(o.get("use_userinfo", False)),
-                additional_trusted_audiences=tuple(o.get("additional_trusted_audiences") or ()),
-                require_email_domain_match=bool(o.get("require_email_domain_match", True)),
-            )
-        saml = None
-        if "saml" in cfg:
-            c = cfg["saml"]
-            key = self._rt.box.decrypt(row["secret_ciphertext"], associated=row["id"])
-            saml = SAMLConfig(
-                idp_entity_id=c["idp_entity_id"],
-                sso_url=c["sso_url"],
-                sso_binding=c.get("sso_binding", "redirect"),
-                idp_certificates=tuple(c["idp_certificates"]),
-                sp_entity_id=c["sp_entity_id"],
-                sp_certificate=c["sp_certificate"],
-                sp_private_key=Secret(key),
-                slo_url=c.get("slo_url"),
-                metadata_url=c.get("metadata_url"),
-                metadata_refreshed_at=c.get("metadata_refreshed_at"),
-                sign_requests=bool(c.get("sign_requests")),
-                encrypt_assertions=bool(c.get("encrypt_assertions")),
-                allow_idp_initiated=bool(c.get("allow_idp_initiated")),
-                idp_initiated_landing=c.get("idp_initiated_landing", "/"),
-                attribute_preset=c.get("attribute_preset", "generic"),
-                attribute_overrides=tuple(sorted((c.get("attribute_overrides") or {}).items())),
-                custom_attributes=tuple(sorted((c.get("custom_attributes") or {}).items())),
-                allow_sha1=bool(c.get("allow_sha1")),
-                require_email_domain_match=bool(c.get("require_email_domain_match", True)),
-                notified_certificates=tuple(c.get("notified_certificates") or ()),
-            )
-        return Connection(
-            id=row["id"],
-            organization_id=row["organization_id"],
-            connection_type=row["connection_type"],
-            name=row["name"],
-            state=row["state"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            oidc=oidc,
-            saml=saml,
-        )
+        return connection_from_row(row, self._rt.box)
 
     # -- validation ----------------------------------------------------------------------------
 
@@ -179,6 +121,12 @@ class ConnectionsService:
         if parts.query or parts.fragment:
             raise ValidationError("issuer must not have a query or fragment", field="issuer")
         return issuer
+
+    def _check_provider(self, issuer: str, client_id: str, client_secret: str) -> None:
+        self._check_issuer(issuer)
+        for field, value in (("client_id", client_id), ("client_secret", client_secret)):
+            if not isinstance(value, str) or not value or len(value) > 2000:
+                raise ValidationError(f"{field} is required", field=field)
 
     # -- API -----------------------------------------------------------------------------------
 
@@ -199,11 +147,12 @@ class ConnectionsService:
         require_email_domain_match: bool = True,
         state: ConnectionState = "active",
     ) -> Connection:
-        """Create an OIDC connection. The client secret is encrypted at rest."""
-        issuer = self._check_issuer(issuer)
-        for field, value in (("client_id", client_id), ("client_secret", client_secret)):
-            if not isinstance(value, str) or not value or len(value) > 2000:
-                raise ValidationError(f"{field} is required", field=field)
+        """Create an OIDC connection. The client secret is encrypted at rest.
+
+        A ``draft`` may leave issuer, client id and secret empty: its redirect URI exists at
+        once (for the IdP administrator); :meth:`update_oidc` fills the provider in later."""
+        if not (state == "draft" and not (issuer or client_id or client_secret)):
+            self._check_provider(issuer, client_id, client_secret)
         if connection_type not in OIDC_CONNECTION_TYPES:
             raise ValidationError(
                 f"connection_type must be one of {', '.join(OIDC_CONNECTION_TYPES)}",
@@ -245,7 +194,7 @@ class ConnectionsService:
             conn_id,
             organization_id,
             connection_type,
-            name or f"{connection_type} {urlsplit(issuer).netloc}",
+            name or f"{connection_type} {urlsplit(issuer).netloc}".strip(),
             state,
             config,
             client_secret,
@@ -355,14 +304,18 @@ class ConnectionsService:
                 f"attribute_overrides keys must be among {', '.join(FIELDS)}; got {sorted(bad)}",
                 field="attribute_overrides",
             )
-        idp = await resolve_idp(
-            self._rt,
-            metadata_xml=metadata_xml,
-            metadata_url=metadata_url,
-            idp_entity_id=idp_entity_id,
-            sso_url=sso_url,
-            certificates=certificates,
-        )
+        if state == "draft" and not (metadata_xml or metadata_url or sso_url):
+            # A draft's SP URLs exist before its IdP does (see update_saml_idp).
+            idp = IdPMetadata("", "", "", None, (), False, ())
+        else:
+            idp = await resolve_idp(
+                self._rt,
+                metadata_xml=metadata_xml,
+                metadata_url=metadata_url,
+                idp_entity_id=idp_entity_id,
+                sso_url=sso_url,
+                certificates=certificates,
+            )
         conn_id = new_id("conn")
         urls = self.saml_urls(conn_id)
         now = self._rt.clock()
@@ -393,7 +346,8 @@ class ConnectionsService:
             conn_id,
             organization_id,
             connection_type,
-            name or f"{connection_type} {urlsplit(idp.entity_id).netloc or idp.entity_id}"[:200],
+            name
+            or f"{connection_type} {urlsplit(idp.entity_id).netloc or idp.entity_id}"[:200].strip(),
             state,
             config,
             key_pem,
@@ -423,6 +377,36 @@ class ConnectionsService:
             certificates=certificates,
         )
         return await self._store_idp(current, idp, metadata_url)
+
+    async def update_oidc(
+        self,
+        connection_id: str,
+        *,
+        issuer: str,
+        client_id: str,
+        client_secret: str | None = None,
+    ) -> Connection:
+        """Set an OIDC connection's provider (e.g. a draft's); ``client_secret=None`` keeps the
+        stored secret (which is never shown again)."""
+        current = await self.get(connection_id)
+        if current.oidc is None:
+            raise ValidationError("not an OIDC connection", field="connection_id")
+        secret = current.oidc.client_secret.reveal() if client_secret is None else client_secret
+        self._check_provider(issuer, client_id, secret)
+        async with self._rt.transaction() as conn:
+            row = await _row(conn, connection_id)
+            cfg = dict(row["config"])
+            cfg["oidc"] = {**cfg["oidc"], "issuer": issuer, "client_id": client_id}
+            values = {"config": cfg, "updated_at": self._rt.clock()}
+            values["secret_ciphertext"] = self._rt.box.encrypt(secret, associated=connection_id)
+            await repo.update_by_id(conn, connections, connection_id, values)
+            updated = self._from_row(await _row(conn, connection_id))
+            ev = await self._events.record(
+                conn, "connection.updated", updated.to_dict(), updated.organization_id
+            )
+        self._cache.pop(connection_id, None)
+        await self._events.dispatch([ev])
+        return updated
 
     async def refresh_saml_metadata(self, connection_id: str) -> Connection:
         """Fetch the connection's metadata URL again (scheduled, or after a signature failure)."""
@@ -558,6 +542,13 @@ class ConnectionsService:
             raise ValidationError("state must be 'active' or 'inactive'", field="state")
         async with self._rt.transaction() as conn:
             row = await _row(conn, connection_id)
+            if state == "active" and not has_idp(self._from_row(row)):
+                raise ValidationError(
+                    "this connection has no identity provider yet (a draft): give its metadata "
+                    "or issuer first",
+                    field="state",
+                    code="connection_incomplete",
+                )
             evs = []
             if row["state"] != state:
                 await repo.update_by_id(

@@ -133,9 +133,11 @@ class SAMLFlow:
     # -- start ---------------------------------------------------------------------------------
 
     async def begin(
-        self, connection: Connection, *, return_to: str, binding_hash: str
+        self, connection: Connection, *, return_to: str, binding_hash: str, test: bool = False
     ) -> SAMLStart:
-        if connection.state != "active":
+        """``test``: a portal test sign-in, allowed on draft and inactive connections; its
+        response must be completed with ``complete(..., test=True)`` (no app session)."""
+        if connection.state != "active" and not test:
             raise SSOFlowError(
                 f"connection {connection.id} is {connection.state}, not active",
                 code="connection_inactive",
@@ -162,6 +164,7 @@ class SAMLFlow:
             "connection_id": connection.id,
             "return_to": return_to,
             "binding_hash": binding_hash,
+            "test": test,
         }
         await self._rt.onetime.put(
             f"saml_req:{req.id}", json.dumps(flow), self._rt.settings.flow_ttl
@@ -274,16 +277,22 @@ class SAMLFlow:
 
     # -- ACS -----------------------------------------------------------------------------------
 
-    async def complete(self, connection_id: str, form: dict[str, str]) -> SAMLResult:
+    async def complete(
+        self, connection_id: str, form: dict[str, str], *, test: bool = False
+    ) -> SAMLResult:
+        """Verify an ACS POST. ``test``: the caller handles a portal test sign-in (the response
+        must answer a test request, and vice versa)."""
         connection = await self._connection(connection_id)
         try:
-            return await self._complete(connection, form)
+            return await self._complete(connection, form, test)
         except SSOGateError as exc:
             await record_failure(self._events, connection, exc)
             raise
 
-    async def _complete(self, connection: Connection, form: dict[str, str]) -> SAMLResult:
-        if connection.state != "active":
+    async def _complete(
+        self, connection: Connection, form: dict[str, str], test: bool
+    ) -> SAMLResult:
+        if connection.state != "active" and not test:
             raise SSOFlowError(
                 f"connection {connection.id} is not active", code="connection_inactive"
             )
@@ -310,7 +319,19 @@ class SAMLFlow:
                     "this response answers a request started for another connection",
                     code="connection_mismatch",
                 )
+            if bool(flow.get("test")) != test:
+                raise SSOFlowError(
+                    "this response answers a portal test sign-in"
+                    if not test
+                    else "this response does not answer a portal test sign-in",
+                    code="test_flow_mismatch",
+                )
             return_to, binding = flow["return_to"], flow["binding_hash"]
+        elif test:
+            raise SSOFlowError(
+                "a test sign-in response must answer the test request (no InResponseTo)",
+                code="test_flow_mismatch",
+            )
         assert connection.saml is not None
         assertion = await self._verify(connection, form["SAMLResponse"], expected)
         if expected is None:

@@ -110,9 +110,12 @@ class SSOService:
         return_to: str,
         binding_hash: str,
         login_hint: str | None = None,
+        test: bool = False,
     ) -> str:
-        """Create a single-use flow and return the IdP authorization URL."""
-        if connection.state != "active":
+        """Create a single-use flow and return the IdP authorization URL. ``test``: a portal
+        test sign-in, allowed on draft and inactive connections; its callback must be completed
+        with ``complete_oidc(..., test=True)`` (no app session)."""
+        if connection.state != "active" and not test:
             raise SSOFlowError(
                 f"connection {connection.id} is {connection.state}, not active",
                 code="connection_inactive",
@@ -124,7 +127,7 @@ class SSOService:
                 code="connection_unsupported",
             )
         meta = await self.metadata(connection)
-        fs = oidc_flow.new_flow_state(connection.id, return_to, binding_hash, login_hint)
+        fs = oidc_flow.new_flow_state(connection.id, return_to, binding_hash, login_hint, test)
         await self._rt.onetime.put(f"oidc_state:{fs.state}", fs.dumps(), self._rt.settings.flow_ttl)
         return oidc_flow.authorization_url(
             meta,
@@ -137,12 +140,18 @@ class SSOService:
     # -- finish --------------------------------------------------------------------------------
 
     async def complete_oidc(
-        self, connection_id: str, params: dict[str, str], binding_hash: str | None
+        self,
+        connection_id: str,
+        params: dict[str, str],
+        binding_hash: str | None,
+        *,
+        test: bool = False,
     ) -> tuple[Profile, str]:
         """Verify an OIDC callback. Returns the profile and the validated ``return_to``.
 
         Every failure raises :class:`SSOFlowError` (or :class:`IdPUnavailableError`) and records
-        an ``authentication.sso_failed`` event.
+        an ``authentication.sso_failed`` event. ``test``: the caller handles a portal test
+        sign-in (the flow must be a test flow, and vice versa).
         """
         try:
             connection = await self._connections.get_cached(connection_id)
@@ -151,13 +160,13 @@ class SSOService:
                 f"unknown connection {connection_id!r}", code="unknown_connection"
             ) from None
         try:
-            return await self._complete(connection, params, binding_hash)
+            return await self._complete(connection, params, binding_hash, test)
         except SSOGateError as exc:
             await record_failure(self._events, connection, exc)
             raise
 
     async def _complete(
-        self, connection: Connection, params: dict[str, str], binding_hash: str | None
+        self, connection: Connection, params: dict[str, str], binding_hash: str | None, test: bool
     ) -> tuple[Profile, str]:
         state = params.get("state")
         if not state or not isinstance(state, str) or len(state) > 200:
@@ -176,13 +185,20 @@ class SSOService:
             raise SSOFlowError(
                 "this sign-in was started for another connection", code="connection_mismatch"
             )
+        if fs.test != test:
+            raise SSOFlowError(
+                "this callback answers a portal test sign-in"
+                if not test
+                else "this callback does not answer a portal test sign-in",
+                code="test_flow_mismatch",
+            )
         if binding_hash is None or not constant_time_equals(fs.binding_hash, binding_hash):
             raise SSOFlowError(
                 "this sign-in was started in another browser (flow cookie missing or different)",
                 code="browser_mismatch",
             )
         cb = oidc_flow.parse_callback(params)
-        if connection.state != "active" or connection.oidc is None:
+        if (connection.state != "active" and not test) or connection.oidc is None:
             raise SSOFlowError(
                 f"connection {connection.id} is not active", code="connection_inactive"
             )

@@ -151,6 +151,7 @@ class _Guarded:
 
 def build_router(gate: SSOGate) -> _Guarded:
     from sso_gate.web.portal import portal_routes
+    from sso_gate.web.portal._sso_test import finish_oidc_test
     from sso_gate.web.routes_api import api_routes
     from sso_gate.web.routes_saml import saml_routes
     from sso_gate.web.routes_scim import scim_routes
@@ -183,6 +184,9 @@ def build_router(gate: SSOGate) -> _Guarded:
         as_json = wants_json(request.headers)
         params = {k: v for k, v in request.query_params.items()}
         try:
+            tested = await finish_oidc_test(gate, request.scope, connection_id, params)
+            if tested is not None:  # a test sign-in from the admin portal: no session
+                return tested
             profile, return_to = await gate.sso.complete_oidc(
                 connection_id, params, flow_binding(gate, request.scope)
             )

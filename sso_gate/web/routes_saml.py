@@ -28,6 +28,7 @@ from sso_gate.exceptions import (
 )
 from sso_gate.models import Profile
 from sso_gate.saml.metadata import sp_metadata
+from sso_gate.web.portal._sso_test import finish_saml_test
 from sso_gate.web.responses import error_response, wants_json
 from sso_gate.web.routes import finish_login, flow_binding
 
@@ -82,6 +83,9 @@ def saml_routes(gate: SSOGate) -> list[BaseRoute]:
         as_json = wants_json(request.headers)
         try:
             form = await _read_form(request, s.max_saml_response * 2 + 8192)
+            tested = await finish_saml_test(gate, connection_id, form)
+            if tested is not None:  # a test sign-in from the admin portal: no session
+                return tested
             result = await gate.saml.complete(connection_id, form)
             if result.binding_hash is None:
                 # IdP-initiated (enabled for this connection): nothing to bind; fixed landing page.

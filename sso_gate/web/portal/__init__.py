@@ -20,6 +20,7 @@ from sso_gate.web.portal._base import INTENT_PAGES, Portal, PortalPage, guarded
 from sso_gate.web.portal.audit import audit_routes
 from sso_gate.web.portal.dsync import dsync_routes
 from sso_gate.web.portal.log_streams import log_stream_routes
+from sso_gate.web.portal.sso import sso_routes
 
 if TYPE_CHECKING:
     from sso_gate.gate import SSOGate
@@ -165,5 +166,6 @@ def portal_routes(gate: SSOGate) -> list[BaseRoute]:
         *dsync_routes(portal),
         *audit_routes(portal),
         *log_stream_routes(portal),
+        *sso_routes(portal),
     ]
     return routes
