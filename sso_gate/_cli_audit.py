@@ -11,6 +11,7 @@ from typing import IO, Any
 import click
 
 from sso_gate._audit_scope import check_audit_scope
+from sso_gate._cli_audit_streams import stream_group
 from sso_gate._cli_common import print_json, run
 from sso_gate._time import parse_timestamp
 
@@ -225,3 +226,6 @@ def audit_purge() -> None:
         return int(await gate.audit.purge())
 
     click.echo(f"purged {run(go)} audit event(s)")
+
+
+audit_group.add_command(stream_group)

@@ -7,6 +7,7 @@ from typing import Any
 
 from sso_gate.services.audit import CSV_COLUMNS
 from sso_gate.web.openapi import _ID, _resp
+from sso_gate.web.openapi_audit_streams import audit_stream_paths, audit_stream_schemas
 from sso_gate.web.routes_audit import MAX_BATCH, MAX_RETENTION_DAYS
 
 __all__ = ["audit_paths", "audit_schemas"]
@@ -171,6 +172,7 @@ def audit_paths() -> dict[str, Any]:
         },
         "/organizations/{id}/audit_log_retention": _retention("AuditLogRetention"),
         "/organizations/{id}/audit_logs_retention": _retention("AuditLogsRetention"),
+        **audit_stream_paths(),
     }
 
 
@@ -336,4 +338,5 @@ def audit_schemas() -> dict[str, Any]:
             "additionalProperties": False,
             "properties": {"retention_days": days, "retention_period_in_days": days},
         },
+        **audit_stream_schemas(),
     }

@@ -3,9 +3,9 @@
 WorkOS paths where WorkOS has them — ``POST /audit_logs/events`` (``{"organization_id",
 "event"}``, ``Idempotency-Key`` honoured) and ``GET|PUT /organizations/{id}/audit_logs_retention``
 — and beside them what WorkOS lacks: a batch, a newest-first query, a streamed CSV/NDJSON export,
-chain verification, ``/organizations/{id}/audit_log_retention`` and DESIGN's ``/audit/events``
-alias. Everything is validated before an answer starts, so a bad export is a 4xx JSON error,
-never a truncated download.
+chain verification, ``/organizations/{id}/audit_log_retention``, DESIGN's ``/audit/events``
+alias, and the log streams (``routes_audit_streams``). Everything is validated before an answer
+starts, so a bad export is a 4xx JSON error, never a truncated download.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from sso_gate.exceptions import ValidationError
 from sso_gate.services.audit import ExportFormat
 from sso_gate.web.responses import json_response
 from sso_gate.web.routes_api import _json_body
+from sso_gate.web.routes_audit_streams import audit_stream_routes
 from sso_gate.web.routes_webhooks import _cursor_args, _only, _query_time
 
 if TYPE_CHECKING:
@@ -240,4 +241,5 @@ def audit_routes(gate: SSOGate, guard: Callable[[Handler], Handler]) -> list[Bas
             for name in ("audit_log_retention", "audit_logs_retention")
             for fn, method in ((get_retention, "GET"), (set_retention, "PUT"))
         ),
+        *audit_stream_routes(gate, guard),
     ]
