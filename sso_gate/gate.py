@@ -63,7 +63,7 @@ class SSOGate:
         self._owns_http = http_client is None
         self._rt = Runtime(
             settings=settings,
-            engine=create_engine(settings.database_url),
+            engine=create_engine(settings.database_url, timeout=settings.database_timeout),
             clock=clock or utcnow,
             onetime=onetime or create_onetime_store(settings.redis_url),
             http=http_client

@@ -74,6 +74,7 @@ class Settings:
     clock_skew: int = 120
     flow_ttl: int = 600
     http_timeout: float = 5.0
+    database_timeout: float = 10.0
     max_login_body: int = 64 * 1024
     max_api_body: int = 1024 * 1024
     routing_cache_ttl: float = 30.0
@@ -157,6 +158,7 @@ class Settings:
                 kw[attr] = _int(f"SSO_GATE_{name}", raw)
         for name, attr in (
             ("HTTP_TIMEOUT", "http_timeout"),
+            ("DATABASE_TIMEOUT", "database_timeout"),
             ("SESSION_CACHE_TTL", "session_cache_ttl"),
             ("ROUTING_CACHE_TTL", "routing_cache_ttl"),
             ("WORKER_POLL_INTERVAL", "worker_poll_interval"),
@@ -296,6 +298,8 @@ class Settings:
             raise ConfigurationError("SSO_GATE_CLOCK_SKEW above 600 seconds is unsafe")
         if self.http_timeout <= 0:
             raise ConfigurationError("SSO_GATE_HTTP_TIMEOUT must be positive")
+        if self.database_timeout <= 0:
+            raise ConfigurationError("SSO_GATE_DATABASE_TIMEOUT must be positive")
         for cidr in self.trusted_proxies:
             try:
                 ipaddress.ip_network(cidr, strict=False)

@@ -61,6 +61,7 @@ def test_repr_masks_secrets() -> None:
         ({"SSO_GATE_ADMIN_API_KEY": "short"}, "SSO_GATE_ADMIN_API_KEY"),
         ({"SSO_GATE_ALLOW_HTTP_IDP": "maybe"}, "SSO_GATE_ALLOW_HTTP_IDP"),
         ({"SSO_GATE_HTTP_TIMEOUT": "-1"}, "SSO_GATE_HTTP_TIMEOUT"),
+        ({"SSO_GATE_DATABASE_TIMEOUT": "0"}, "SSO_GATE_DATABASE_TIMEOUT"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> None:

@@ -61,20 +61,27 @@ async def fetch(
     auth: tuple[str, str] | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, bytes]:
-    """Status and body (at most ``max_bytes``), or :class:`IdPUnavailableError`."""
+    """Status and body (at most ``max_bytes``), or :class:`IdPUnavailableError`.
+
+    ``timeout`` bounds the whole call. httpx applies its timeout to each connect, write and read
+    on its own, so an IdP that trickles its answer (a byte just before every read timeout) would
+    otherwise hold the sign-in, and the request serving it, for as long as it likes.
+    """
     try:
-        async with http.stream(
-            method, url, data=data, auth=auth, headers=headers, timeout=timeout
-        ) as resp:
-            body = b""
-            async for chunk in resp.aiter_bytes():
-                body += chunk
-                if len(body) > max_bytes:
-                    raise IdPUnavailableError(
-                        f"{what} is larger than {max_bytes} bytes", code="idp_response_too_large"
-                    )
-            return resp.status_code, body
-    except httpx.TimeoutException:
+        async with asyncio.timeout(timeout):
+            async with http.stream(
+                method, url, data=data, auth=auth, headers=headers, timeout=timeout
+            ) as resp:
+                body = b""
+                async for chunk in resp.aiter_bytes():
+                    body += chunk
+                    if len(body) > max_bytes:
+                        raise IdPUnavailableError(
+                            f"{what} is larger than {max_bytes} bytes",
+                            code="idp_response_too_large",
+                        )
+                return resp.status_code, body
+    except (httpx.TimeoutException, TimeoutError):
         raise IdPUnavailableError(
             f"the identity provider did not answer the {what} request within {timeout:g} s",
             code="idp_timeout",

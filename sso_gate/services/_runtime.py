@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager, contextmanager
 
 import httpx
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sso_gate._crypto import SecretBox
@@ -50,6 +51,11 @@ def _outage_as_503() -> Iterator[None]:
     except (OperationalError, OSError, ConnectionError) as exc:
         raise StorageUnavailableError(
             f"the database is unavailable ({type(exc).__name__})"
+        ) from None
+    except PoolTimeoutError:
+        # every pooled connection is held by a request still waiting on an unanswering database
+        raise StorageUnavailableError(
+            "the database is unavailable (no connection became free in time)"
         ) from None
     except DBAPIError as exc:
         if exc.connection_invalidated:

@@ -83,6 +83,11 @@ class SAMLFlow:
         self._certs: LRUCache[tuple[str, ...], tuple[x509.Certificate, ...]] = LRUCache(4096)
         self._keys: LRUCache[str, PrivateKeyTypes] = LRUCache(4096)
         self._expiry_checked: TTLCache[str, bool] = TTLCache(maxsize=10_000, ttl=3600)
+        # connections whose metadata URL just failed: not retried for a minute, so an IdP host
+        # that hangs costs one sign-in start SSO_GATE_HTTP_TIMEOUT, not every one
+        self._refresh_failed: TTLCache[str, bool] = TTLCache(
+            maxsize=10_000, ttl=_REFRESH_COOLDOWN.total_seconds()
+        )
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -110,10 +115,13 @@ class SAMLFlow:
         last = parse_instant(saml.metadata_refreshed_at, "metadata_refreshed_at")
         if last is not None and self._rt.clock() - last < min_age:
             return connection
+        if connection.id in self._refresh_failed:
+            return connection
         try:
             return await self._connections.refresh_saml_metadata(connection.id)
         except SSOGateError as exc:
             log.warning("metadata refresh of %s failed: %s", connection.id, exc.message)
+            self._refresh_failed[connection.id] = True
             return connection
 
     async def _connection(self, connection_id: str) -> Connection:

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from sso_gate.exceptions import ConfigurationError
 
@@ -28,8 +29,15 @@ def async_url(url: str) -> str:
     raise ConfigurationError(f"unsupported database URL scheme {url.split(':', 1)[0]!r}")
 
 
-def create_engine(url: str, **kw: Any) -> AsyncEngine:
-    """Create the async engine. SQLite gets WAL, foreign keys and a busy timeout."""
+def create_engine(url: str, *, timeout: float | None = None, **kw: Any) -> AsyncEngine:
+    """Create the async engine. SQLite gets WAL, foreign keys and a busy timeout.
+
+    ``timeout`` (``SSO_GATE_DATABASE_TIMEOUT``) bounds, on PostgreSQL, connecting, each
+    statement (the pool's pre-ping included) and the wait for a free pooled connection. Without
+    it a database that stops answering without closing its connections (a network partition, a
+    frozen host) holds every request for minutes: asyncpg waits 60 s to connect and forever for
+    a reply.
+    """
     aurl = async_url(url)
     if aurl.startswith("sqlite"):
         kw.setdefault("connect_args", {"timeout": 30})
@@ -47,6 +55,9 @@ def create_engine(url: str, **kw: Any) -> AsyncEngine:
         return engine
     kw.setdefault("pool_pre_ping", True)
     kw.setdefault("pool_size", 10)
+    if timeout is not None:
+        kw.setdefault("connect_args", {"timeout": timeout, "command_timeout": timeout})
+        kw.setdefault("pool_timeout", timeout)
     return create_async_engine(aurl, **kw)
 
 
@@ -61,7 +72,20 @@ def _upgrade(sync_conn: sa.Connection, revision: str) -> None:
 
 
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the database schema to ``revision`` (idempotent)."""
+    """Bring the database schema to ``revision`` (idempotent).
+
+    On PostgreSQL the migrations run on a connection of their own without the statement
+    timeout of ``engine``: building an index on a large table may take longer than a request
+    should ever wait.
+    """
     conn: AsyncConnection
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade, revision)
+    if engine.dialect.name != "postgresql":
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade, revision)
+        return
+    ddl = create_async_engine(engine.url, poolclass=NullPool)
+    try:
+        async with ddl.begin() as conn:
+            await conn.run_sync(_upgrade, revision)
+    finally:
+        await ddl.dispose()
