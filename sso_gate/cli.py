@@ -56,7 +56,16 @@ Management API: curl -H 'Authorization: Bearer {d.admin_api_key}' {base}/sso-gat
 
 @cli.command()
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
-def worker(once: bool) -> None:
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve this worker's Prometheus metrics (webhook deliveries) on this port.",
+)
+@click.option(
+    "--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port."
+)
+def worker(once: bool, metrics_port: int | None, metrics_host: str) -> None:
     """Deliver webhooks (and sequence and purge events) until stopped (SIGINT/SIGTERM).
 
     Run any number of these on PostgreSQL; on SQLite a single worker delivers and others
@@ -71,7 +80,16 @@ def worker(once: bool) -> None:
 
     async def go() -> None:
         gate = SSOGate.from_env()
+        server = None
         try:
+            if metrics_port is not None:
+                from prometheus_client import start_http_server
+
+                # no authentication here: bind it to a private address
+                server, _ = start_http_server(
+                    metrics_port, metrics_host, registry=gate.metrics.registry
+                )
+                click.echo(f"metrics on http://{metrics_host}:{metrics_port}/metrics", err=True)
             if once:
                 await gate.worker.drain()
                 return
@@ -82,6 +100,8 @@ def worker(once: bool) -> None:
             click.echo(f"sso-gate worker {gate.worker.name} running", err=True)
             await gate.run_worker(stop)
         finally:
+            if server is not None:
+                server.shutdown()
             await gate.aclose()
 
     try:

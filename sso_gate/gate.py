@@ -10,6 +10,8 @@ import httpx
 
 from sso_gate._crypto import SecretBox
 from sso_gate._time import Clock, utcnow
+from sso_gate.logs import configure_logging
+from sso_gate.metrics import GateMetrics
 from sso_gate.models import Profile
 from sso_gate.services._runtime import Runtime
 from sso_gate.services.audit import AuditService
@@ -19,6 +21,7 @@ from sso_gate.services.delivery import DeliveryWorker
 from sso_gate.services.directories import DirectoriesService
 from sso_gate.services.domains import DomainVerificationService
 from sso_gate.services.events import EventsService, Subscriber
+from sso_gate.services.health import HealthService
 from sso_gate.services.organizations import OrganizationsService
 from sso_gate.services.portal import PortalService
 from sso_gate.services.routing import RoutingService
@@ -59,6 +62,8 @@ class SSOGate:
         onetime: OneTimeStore | None = None,
     ) -> None:
         self.settings = settings
+        if settings.log_format == "json":
+            configure_logging("json", settings.log_level)
         self.login_hook: LoginHook | None = on_login
         self._owns_http = http_client is None
         self._rt = Runtime(
@@ -70,6 +75,8 @@ class SSOGate:
             or httpx.AsyncClient(follow_redirects=False, timeout=settings.http_timeout),
             box=SecretBox(settings.secret_keys),
         )
+        self.metrics: GateMetrics = self._rt.metrics
+        self.health = HealthService(self._rt)
         self.events = EventsService(self._rt)
         self.audit = AuditService(self._rt)
         self.events.auditor = self.audit

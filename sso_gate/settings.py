@@ -102,6 +102,13 @@ class Settings:
     portal_frame_ancestors: str = "'none'"
     # DNS servers for domain verification (host or host:port); unset = the system's resolvers
     dns_nameservers: tuple[str, ...] = ()
+    # observability (web/observability.py, metrics.py, logs.py)
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    metrics_token: Secret | None = None
+    readyz_timeout: float = 2.0
+    # Host header values accepted on the gate's routes ("*.example.com" wildcards); () = any
+    allowed_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self._validate()
@@ -137,6 +144,14 @@ class Settings:
                 kw[attr] = raw
         if (raw := get("ADMIN_API_KEY")) is not None:
             kw["admin_api_key"] = Secret(raw)
+        if (raw := get("METRICS_TOKEN")) is not None:
+            kw["metrics_token"] = Secret(raw)
+        if (raw := get("LOG_FORMAT")) is not None:
+            kw["log_format"] = raw.lower()
+        if (raw := get("LOG_LEVEL")) is not None:
+            kw["log_level"] = raw.upper()
+        if (raw := get("ALLOWED_HOSTS")) is not None:
+            kw["allowed_hosts"] = tuple(h.strip().lower() for h in raw.split(",") if h.strip())
         if (raw := get("ENVIRONMENT")) is not None:
             kw["environment"] = raw.lower()
         for name, attr in (
@@ -163,6 +178,7 @@ class Settings:
             ("ROUTING_CACHE_TTL", "routing_cache_ttl"),
             ("WORKER_POLL_INTERVAL", "worker_poll_interval"),
             ("WEBHOOK_TIMEOUT", "webhook_timeout"),
+            ("READYZ_TIMEOUT", "readyz_timeout"),
         ):
             if (raw := get(name)) is not None:
                 kw[attr] = _float(f"SSO_GATE_{name}", raw)
@@ -364,6 +380,32 @@ class Settings:
             )
         if not self.cookie_name.replace("_", "").replace("-", "").isalnum():
             raise ConfigurationError("SSO_GATE_COOKIE_NAME may use letters, digits, '_' and '-'")
+        self._validate_observability()
+
+    def _validate_observability(self) -> None:
+        if self.log_format not in ("text", "json"):
+            raise ConfigurationError(
+                f"SSO_GATE_LOG_FORMAT must be 'text' or 'json', got {self.log_format!r}"
+            )
+        if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigurationError(
+                "SSO_GATE_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, "
+                f"got {self.log_level!r}"
+            )
+        if self.metrics_token is not None and len(self.metrics_token.reveal()) < 16:
+            raise ConfigurationError("SSO_GATE_METRICS_TOKEN must be at least 16 characters")
+        if not 0 < self.readyz_timeout <= 60:
+            raise ConfigurationError(
+                f"SSO_GATE_READYZ_TIMEOUT must be between 0 and 60 seconds, "
+                f"got {self.readyz_timeout:g}"
+            )
+        for host in self.allowed_hosts:
+            name = host[2:] if host.startswith("*.") else host
+            if host != "*" and not re.fullmatch(r"[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]", name):
+                raise ConfigurationError(
+                    f"SSO_GATE_ALLOWED_HOSTS: {host!r} is not a host name (example.com, "
+                    "*.example.com, an IP address, or *)"
+                )
 
     def __repr__(self) -> str:
         fields = []

@@ -28,6 +28,8 @@ FOUNDATION = (
     "_ids.py",
     "_time.py",
     "_urls.py",
+    "metrics.py",
+    "logs.py",
 )
 
 

@@ -32,6 +32,9 @@ log = logging.getLogger("sso_gate.sso")
 
 async def record_failure(events: EventsService, connection: Connection, exc: SSOGateError) -> None:
     """Best effort: a failure to record must not hide the sign-in error itself."""
+    events.metrics.login(connection.protocol, "failed", exc.code)
+    # exception messages name what failed, never a secret (tests/test_no_secrets_in_logs.py)
+    log.info("sign-in failed on %s: %s (%s)", connection.id, exc.message, exc.code)
     try:
         await events.emit(
             "authentication.sso_failed",
@@ -123,6 +126,7 @@ async def build_profile(
             },
             connection.organization_id,
         )
+    rt.metrics.login(connection.protocol, "succeeded")
     await events.dispatch([event])
     return profile
 

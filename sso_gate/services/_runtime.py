@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sso_gate._crypto import SecretBox
 from sso_gate._time import Clock
 from sso_gate.exceptions import StorageUnavailableError
+from sso_gate.metrics import GateMetrics
 from sso_gate.settings import Settings
 from sso_gate.store.onetime import OneTimeStore
 
@@ -28,6 +29,7 @@ class Runtime:
     onetime: OneTimeStore
     http: httpx.AsyncClient
     box: SecretBox
+    metrics: GateMetrics = dataclasses.field(default_factory=GateMetrics)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

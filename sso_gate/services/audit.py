@@ -635,9 +635,11 @@ class AuditService:
 
     async def set_retention(self, organization_id: str, days: int | None) -> None:
         """Keep this organization's audit events ``days`` days (None = forever)."""
-        if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
+        if days is not None and (
+            isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 36_500
+        ):
             raise ValidationError(
-                "retention must be a whole number of days >= 1, or null", field="days"
+                "retention must be a whole number of days from 1 to 36,500, or null", field="days"
             )
         async with self._rt.transaction() as conn:
             row = await repo.get_by_id(conn, organizations, organization_id)
@@ -740,8 +742,17 @@ class AuditService:
 
 def _csv_line(values: Sequence[Any]) -> bytes:
     buf = io.StringIO()
-    csv.writer(buf).writerow(values)
+    csv.writer(buf).writerow([_cell(v) for v in values])
     return buf.getvalue().encode()
+
+
+def _cell(value: Any) -> Any:
+    """Neutralise spreadsheet formulas (CSV injection): a text cell that starts with = + - @,
+    tab or carriage return is prefixed with an apostrophe, as OWASP recommends; attacker-chosen
+    actor names and metadata must not run as formulas in the customer's spreadsheet."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def _csv_values(row: RowMapping) -> list[Any]:

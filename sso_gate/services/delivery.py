@@ -398,6 +398,7 @@ class DeliveryWorker:
             for r in results
         ]
         updates: list[dict[str, Any]] = []
+        metrics = self._rt.metrics
         for r in results:
             if r.succeeded:
                 status, nxt = "succeeded", None
@@ -406,6 +407,9 @@ class DeliveryWorker:
             else:
                 delay = schedule[r.job.attempt - 1] * random.uniform(0.9, 1.1)  # noqa: S311
                 status, nxt = "pending", now + timedelta(seconds=delay)
+            metrics.webhook_delivery(
+                "retrying" if status == "pending" else status, r.latency_ms / 1000
+            )
             updates.append(
                 {
                     "b_id": r.job.delivery_id,

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sso_gate._ids import new_id
 from sso_gate.exceptions import NotFoundError, ValidationError
+from sso_gate.metrics import GateMetrics
 from sso_gate.models import EVENT_NAMES, Event, ListPage
 from sso_gate.services import _outbox
 from sso_gate.services._runtime import Runtime
@@ -54,6 +55,11 @@ class EventsService:
         self.committed_listeners: list[Callable[[], None]] = []
         # the audit log (set by the gate): every event is also an audit entry, same transaction
         self.auditor: Auditor | None = None
+
+    @property
+    def metrics(self) -> GateMetrics:
+        """The gate's metrics (sign-in outcomes are counted where their events are emitted)."""
+        return self._rt.metrics
 
     def subscribe(self, pattern: str, fn: Subscriber) -> None:
         """Call ``fn`` for every committed event whose name matches ``pattern`` (``dsync.*``)."""

@@ -118,6 +118,13 @@ class RedisOneTimeStore:
             raise self._down() from None
         return bool(ok)
 
+    async def ping(self) -> None:
+        """Raise :class:`StorageUnavailableError` unless Redis answers (``{prefix}/readyz``)."""
+        try:
+            await self._redis.ping()
+        except self._errors:
+            raise self._down() from None
+
     async def close(self) -> None:
         await self._redis.aclose()
 

@@ -22,6 +22,7 @@ from sso_gate.exceptions import PayloadTooLargeError, SSOGateError, ValidationEr
 from sso_gate.services.audit import request_context
 from sso_gate.web._client import ProxyPolicy, audit_context
 from sso_gate.web.context import SSOContext
+from sso_gate.web.observability import GateRoutes
 from sso_gate.web.responses import cookie_name, error_response
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class GateMiddleware:
         self.cookie = cookie_name(s, s.cookie_name).encode()
         self.max_body = s.max_login_body
         self.email_field = s.email_field
-        self.router = build_router(gate)
+        self.router = GateRoutes(build_router(gate), gate)  # ids, metrics, healthz/readyz
         self.anonymous = SSOContext(gate, None)
         self.sessions = gate.sessions
         self.routing = gate.routing

@@ -22,6 +22,7 @@ from sso_gate.exceptions import (
 )
 from sso_gate.models import Profile
 from sso_gate.web.middleware import read_cookie
+from sso_gate.web.observability import route_template
 from sso_gate.web.responses import (
     FLOW_COOKIE,
     clear_cookie_header,
@@ -141,7 +142,9 @@ class _Guarded:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception:
-            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            # the route's template, not the path: a path can hold a secret (a portal link)
+            where = route_template(scope) or "an unmatched route"
+            log.exception("unhandled error in %s %s", scope.get("method"), where)
             if not started:
                 await json_response(
                     {"code": "internal_error", "message": "internal error; see the server log"},

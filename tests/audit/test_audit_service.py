@@ -422,3 +422,20 @@ async def test_sso_failure_reason_and_webhook_changes_are_audited(sqlite_url: st
         ]
     finally:
         await gate.aclose()
+
+
+async def test_csv_export_neutralises_formulas(gate: SSOGate, org_id: str) -> None:
+    await gate.audit.emit(
+        org_id,
+        event(actor={"type": "user", "id": "u1", "name": '=HYPERLINK("http://evil","x")'}),
+    )
+    raw = await _collect(await gate.audit.export(org_id, "csv", actions=["invoice.paid"]))
+    (row,) = list(csv.DictReader(io.StringIO(raw.decode())))
+    assert row["actor_name"] == '\'=HYPERLINK("http://evil","x")'
+
+
+async def test_retention_is_bounded(gate: SSOGate, org_id: str) -> None:
+    with pytest.raises(ValidationError):
+        await gate.audit.set_retention(org_id, 10**12)
+    await gate.audit.set_retention(org_id, 36_500)
+    assert await gate.audit.purge() == 0
