@@ -350,21 +350,25 @@ class DeliveryWorker:
             "webhook-signature": signature_header(secrets, job.event_id, ts, body),
         }
         t0 = time.perf_counter()
-        try:
+        timeout = self._rt.settings.webhook_timeout
+
+        async def post() -> tuple[int, bytes]:
             async with client.stream(
-                "POST",
-                url,
-                content=body,
-                headers=headers,
-                timeout=self._rt.settings.webhook_timeout,
+                "POST", url, content=body, headers=headers, timeout=timeout
             ) as resp:
                 excerpt = b""
                 async for chunk in resp.aiter_bytes():
                     excerpt += chunk
                     if len(excerpt) >= _EXCERPT:
                         break
-                status = resp.status_code
-        except httpx.TimeoutException:
+                return resp.status_code, excerpt
+
+        try:
+            # one deadline for the whole exchange: httpx's timeout applies per read, so a
+            # receiver trickling bytes could otherwise outlast the claim's lease and a second
+            # worker would deliver the same attempt again
+            status, excerpt = await asyncio.wait_for(post(), timeout)
+        except (httpx.TimeoutException, TimeoutError):
             return _Result(
                 job, started, False, None, _ms(t0), None,
                 f"no answer within {self._rt.settings.webhook_timeout:g} s",

@@ -428,3 +428,41 @@ async def test_retention_purges_old_events(make_gate: Any, receiver: Receiver) -
     await gate.organizations.create("New")
     assert await gate.events.purge() == 1
     assert [e.data["name"] for e in (await gate.events.list()).data] == ["New"]
+
+
+async def test_a_trickling_receiver_is_cut_at_the_timeout(database_url: str) -> None:
+    """httpx times out per read; the worker puts one deadline on the whole exchange, so a
+    receiver dribbling bytes cannot outlast the claim's lease."""
+    import asyncio
+    import time
+
+    class Trickle(httpx.AsyncByteStream):
+        async def __aiter__(self):  # type: ignore[no-untyped-def]
+            for _ in range(100):
+                await asyncio.sleep(0.1)
+                yield b"."
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=Trickle())
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    gate = SSOGate(
+        make_settings(
+            database_url,
+            allow_private_urls=True,
+            webhook_timeout=0.5,
+            webhook_retry_schedule=(3600.0,),
+        ),
+        http_client=client,
+    )
+    await gate.migrate()
+    try:
+        endpoint, _ = await gate.webhooks.create(URL, ["organization.created"])
+        await gate.organizations.create("Acme")
+        t0 = time.monotonic()
+        await gate.worker.drain()
+        assert time.monotonic() - t0 < 5
+        (attempt,) = (await gate.webhooks.list_attempts(endpoint.id)).data
+        assert not attempt.succeeded and attempt.error == "no answer within 0.5 s"
+    finally:
+        await gate.aclose()
