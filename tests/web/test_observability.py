@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,12 @@ async def test_database_down(url: str) -> None:
         # anonymous pass-through keeps working
         assert (await c.get("/")).json() == {"home": True, "sso_user": None}
     await gate.aclose()
+    # aiosqlite stops the thread of a failed connection without waiting for it; let it finish
+    # while this event loop runs, or it reports to a closed loop during a later test
+    for _ in range(200):
+        if not any("_connection_worker_thread" in t.name for t in threading.enumerate()):
+            break
+        await asyncio.sleep(0.05)
 
 
 async def test_database_that_never_answers_times_out() -> None:
