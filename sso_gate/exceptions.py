@@ -7,6 +7,8 @@ secrets, cookie values). Only ``sso_gate.web`` turns these into responses.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "SSOGateError",
     "ConfigurationError",
@@ -21,6 +23,7 @@ __all__ = [
     "IdPUnavailableError",
     "StorageUnavailableError",
     "PermissionDeniedError",
+    "RateLimitedError",
 ]
 
 
@@ -123,3 +126,18 @@ class IdPUnavailableError(SSOGateError):
 class StorageUnavailableError(SSOGateError):
     code = "storage_unavailable"
     http_status = 503
+
+
+class RateLimitedError(SSOGateError):
+    """Too many requests from one client (IP, organization, directory or API key) for a while.
+    ``retry_after``: whole seconds until one more request will be accepted (``Retry-After``)."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "retry_after": self.retry_after}

@@ -33,6 +33,7 @@ from sso_gate.services.webhooks import WebhooksService
 from sso_gate.settings import Settings
 from sso_gate.store.db import create_engine, migrate
 from sso_gate.store.onetime import OneTimeStore, create_onetime_store
+from sso_gate.store.ratelimit import RateLimiter, create_rate_limiter
 
 __all__ = ["SSOGate", "LoginHook", "PortalAccessHook"]
 
@@ -49,7 +50,7 @@ class SSOGate:
     >>> gate = SSOGate.from_env()
     >>> app = gate.wrap(app)
 
-    ``http_client``, ``clock`` and ``onetime`` are injectable for tests.
+    ``http_client``, ``clock``, ``onetime`` and ``rate_limiter`` are injectable for tests.
     """
 
     def __init__(
@@ -60,6 +61,7 @@ class SSOGate:
         http_client: httpx.AsyncClient | None = None,
         clock: Clock | None = None,
         onetime: OneTimeStore | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.settings = settings
         if settings.log_format == "json":
@@ -77,6 +79,12 @@ class SSOGate:
         )
         self.metrics: GateMetrics = self._rt.metrics
         self.health = HealthService(self._rt)
+        # rate limits (web/_ratelimit.py): in-process, or shared through Redis
+        self.rate_limiter: RateLimiter = (
+            create_rate_limiter(settings.redis_url, max_keys=settings.rate_limit_max_keys)
+            if rate_limiter is None
+            else rate_limiter
+        )
         self.events = EventsService(self._rt)
         self.audit = AuditService(self._rt)
         self.events.auditor = self.audit
@@ -193,6 +201,7 @@ class SSOGate:
         if self._owns_http:
             await self._rt.http.aclose()
         await self._rt.onetime.close()
+        await self.rate_limiter.close()
         await self._rt.engine.dispose()
 
     # -- ASGI ----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from sso_gate.exceptions import ConfigurationError
 
-__all__ = ["Secret", "Settings"]
+__all__ = ["RateLimit", "Secret", "Settings"]
 
 Environment = Literal["production", "development"]
 
@@ -50,6 +50,51 @@ class Secret:
 
 def _secret_tuple() -> tuple[Secret, ...]:
     return ()
+
+
+_PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+_RATE = re.compile(r"(\d{1,9})\s*/\s*(second|minute|hour|day)s?", re.IGNORECASE)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RateLimit:
+    """``limit`` requests per ``period`` seconds: a burst of ``limit``, refilled evenly
+    (``store/ratelimit.py``). Written ``"20/minute"`` (per second, minute, hour or day)."""
+
+    limit: int
+    period: float
+
+    @classmethod
+    def parse(cls, text: str, name: str = "rate limit") -> RateLimit | None:
+        """``"N/second|minute|hour|day"``; ``"0"``, ``"off"`` or a zero ``N`` mean no limit."""
+        raw = text.strip()
+        if raw.lower() in ("0", "off", "none", "false"):
+            return None
+        match = _RATE.fullmatch(raw)
+        if match is None:
+            raise ConfigurationError(
+                f"{name} must look like 20/minute (N per second, minute, hour or day), "
+                f"or 0/off to disable it; got {text!r}"
+            )
+        count = int(match.group(1))
+        return None if count == 0 else cls(count, _PERIODS[match.group(2).lower()])
+
+    def __str__(self) -> str:
+        unit = {v: k for k, v in _PERIODS.items()}.get(self.period)
+        return f"{self.limit}/{unit}" if unit else f"{self.limit}/{self.period:g}s"
+
+
+# every rate limit: (Settings attribute, environment variable without SSO_GATE_)
+_RATE_LIMITS = (
+    ("rate_limit_login", "RATE_LIMIT_LOGIN"),
+    ("rate_limit_callback", "RATE_LIMIT_CALLBACK"),
+    ("rate_limit_org", "RATE_LIMIT_ORG"),
+    ("rate_limit_scim", "RATE_LIMIT_SCIM"),
+    ("rate_limit_scim_ip", "RATE_LIMIT_SCIM_IP"),
+    ("rate_limit_api", "RATE_LIMIT_API"),
+    ("rate_limit_api_ip", "RATE_LIMIT_API_IP"),
+    ("rate_limit_portal", "RATE_LIMIT_PORTAL"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +139,18 @@ class Settings:
     event_retention_days: int = 30
     # CIDRs of reverse proxies whose X-Forwarded-For is believed (audit context, rate limits)
     trusted_proxies: tuple[str, ...] = ()
+    # abuse controls (web/_ratelimit.py): per client IP, organization, directory or key; None =
+    # that limit is off, rate_limits=False turns them all off. Strings ("20/minute") are parsed.
+    rate_limits: bool = True
+    rate_limit_login: RateLimit | None = RateLimit(120, 60.0)
+    rate_limit_callback: RateLimit | None = RateLimit(120, 60.0)
+    rate_limit_org: RateLimit | None = RateLimit(1200, 60.0)
+    rate_limit_scim: RateLimit | None = RateLimit(3000, 60.0)
+    rate_limit_scim_ip: RateLimit | None = RateLimit(6000, 60.0)
+    rate_limit_api: RateLimit | None = RateLimit(6000, 60.0)
+    rate_limit_api_ip: RateLimit | None = RateLimit(6000, 60.0)
+    rate_limit_portal: RateLimit | None = RateLimit(10, 60.0)
+    rate_limit_max_keys: int = 100_000
     # admin portal: session lifetime and theme
     portal_session_lifetime: int = 3600
     portal_product_name: str = "sso_gate"
@@ -112,6 +169,22 @@ class Settings:
 
     def __post_init__(self) -> None:
         self._validate()
+        self._validate_rate_limits()
+
+    def _validate_rate_limits(self) -> None:
+        for attr, name in _RATE_LIMITS:
+            value: object = getattr(self, attr)
+            if isinstance(value, str):  # Settings(rate_limit_login="20/minute")
+                object.__setattr__(self, attr, RateLimit.parse(value, f"SSO_GATE_{name}"))
+            elif value is not None and not (
+                isinstance(value, RateLimit) and value.limit >= 1 and value.period > 0
+            ):
+                raise ConfigurationError(f"SSO_GATE_{name} must be a rate such as 20/minute")
+        if self.rate_limit_max_keys < 1000:
+            raise ConfigurationError(
+                "SSO_GATE_RATE_LIMIT_MAX_KEYS must be at least 1000, "
+                f"got {self.rate_limit_max_keys}"
+            )
 
     # -- construction -------------------------------------------------------------------------
 
@@ -206,6 +279,13 @@ class Settings:
                 for part in raw.split(",")
                 if part.strip()
             )
+        if (raw := get("RATE_LIMITS")) is not None:
+            kw["rate_limits"] = _bool("SSO_GATE_RATE_LIMITS", raw)
+        for attr, name in _RATE_LIMITS:
+            if (raw := get(name)) is not None:
+                kw[attr] = RateLimit.parse(raw, f"SSO_GATE_{name}")
+        if (raw := get("RATE_LIMIT_MAX_KEYS")) is not None:
+            kw["rate_limit_max_keys"] = _int("SSO_GATE_RATE_LIMIT_MAX_KEYS", raw)
         kw.update(overrides)
         return cls(**kw)  # type: ignore[arg-type]
 

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, unquote, urlencode
 from sso_gate.exceptions import PayloadTooLargeError, SSOGateError, ValidationError
 from sso_gate.services.audit import request_context
 from sso_gate.web._client import ProxyPolicy, audit_context
+from sso_gate.web._ratelimit import RateLimits
 from sso_gate.web.context import SSOContext
 from sso_gate.web.observability import GateRoutes
 from sso_gate.web.responses import cookie_name, error_response
@@ -67,7 +68,9 @@ class GateMiddleware:
         self.cookie = cookie_name(s, s.cookie_name).encode()
         self.max_body = s.max_login_body
         self.email_field = s.email_field
-        self.router = GateRoutes(build_router(gate), gate)  # ids, metrics, healthz/readyz
+        self.limits = RateLimits(gate)  # abuse controls: 429 + Retry-After
+        routes = self.limits.wrap(build_router(gate))
+        self.router = GateRoutes(routes, gate)  # ids, metrics, healthz/readyz
         self.anonymous = SSOContext(gate, None)
         self.sessions = gate.sessions
         self.routing = gate.routing
@@ -189,6 +192,8 @@ class GateMiddleware:
                 await self.app(scope, _Replay(body, receive), send)
                 return
             assert email is not None
+            if self.limits.login_limited:  # (SSO-routed posts only: pass-through pays nothing)
+                await self.limits.check_login(scope, decision.organization_id)
             await self._start_sso(scope, receive, send, raw, body, email, decision)
         except SSOGateError as exc:
             await error_response(exc, _is_api_call(_str_headers(raw)))(scope, receive, send)

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from sso_gate.exceptions import SSOGateError
+from sso_gate.exceptions import RateLimitedError, SSOGateError
 from sso_gate.settings import Settings
 
 __all__ = [
@@ -53,9 +53,13 @@ code{{background:#f3f3f3;padding:.1rem .3rem;border-radius:3px}}</style></head>
 def error_response(exc: SSOGateError, as_json: bool, *, retry_link: str | None = None) -> Response:
     """A clear error (JSON or a small HTML page); never a stack trace."""
     headers = {"Cache-Control": "no-store"}
+    if isinstance(exc, RateLimitedError):
+        headers["Retry-After"] = str(exc.retry_after)
     if as_json:
         return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
     title = "Sign-in failed" if exc.http_status < 500 else "Service unavailable"
+    if isinstance(exc, RateLimitedError):
+        title = "Too many requests"
     extra = f'<p><a href="{html.escape(retry_link)}">Try again</a></p>' if retry_link else ""
     body = _PAGE.format(
         title=title, message=html.escape(exc.message), code=html.escape(exc.code), extra=extra
