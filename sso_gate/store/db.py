@@ -86,6 +86,9 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
     ddl = create_async_engine(engine.url, poolclass=NullPool)
     try:
         async with ddl.begin() as conn:
+            # several instances starting at once: one migrates, the others wait and then find
+            # the schema current (without the lock all but one failed on an empty database)
+            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7261726101)"))
             await conn.run_sync(_upgrade, revision)
     finally:
         await ddl.dispose()
