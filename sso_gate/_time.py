@@ -17,12 +17,12 @@ def utcnow() -> datetime:
 
 
 def isoformat(value: datetime) -> str:
-    """ISO-8601 with milliseconds and ``Z``, like WorkOS (``2026-11-28T19:44:19.123Z``)."""
+    """ISO-8601 with milliseconds and ``Z``, like WorkOS (``2026-11-28T19:44:19.123Z``); the
+    year always has four digits (``strftime("%Y")`` writes year 228 as ``228``)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return (
-        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    )
+    text = value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds")
+    return text + "Z"
 
 
 def parse_timestamp(value: str, field: str) -> datetime:

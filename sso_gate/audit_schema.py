@@ -205,7 +205,9 @@ def validate_event(raw: object, now: datetime) -> dict[str, Any]:
     if len(targets_raw) > _MAX_TARGETS:
         raise ValidationError(f"at most {_MAX_TARGETS} targets are allowed", field="targets")
     targets = [_entity(t, f"targets[{i}]") for i, t in enumerate(targets_raw)]
-    context_raw = raw.get("context") or {}
+    context_raw = raw.get("context")
+    if context_raw is None:
+        context_raw = {}
     if not isinstance(context_raw, Mapping):
         raise ValidationError("context must be an object", field="context")
     unknown_ctx = set(context_raw) - {"location", "user_agent"}

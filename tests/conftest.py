@@ -9,9 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import core as _hypothesis_core
+from hypothesis.vendor import pretty as _hypothesis_pretty
 
 from sso_gate import Settings, SSOGate
 from sso_gate.settings import Secret
+
+# schemathesis' pytest plugin (a dev dependency, for tests/fuzz) replaces Hypothesis' printer, in
+# every session, with one that prints nothing: a failing property test then reports "x=," instead
+# of its example. Give the printer back (schemathesis' own items hide Hypothesis' output anyway).
+_hypothesis_core.RepresentationPrinter = _hypothesis_pretty.RepresentationPrinter  # type: ignore[misc]
 
 POSTGRES_URL = os.environ.get("SSO_GATE_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("SSO_GATE_TEST_REDIS_URL")

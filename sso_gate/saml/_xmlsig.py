@@ -119,9 +119,18 @@ def verify_enveloped(
         except (InvalidSignature, InvalidDigest, InvalidCertificate) as exc:
             last = exc
             continue
-        except (InvalidInput, ValueError, TypeError, KeyError, IndexError, AttributeError):
+        except (
+            InvalidInput,
+            etree.LxmlError,  # e.g. DocumentInvalid: a ds:Signature without SignedInfo
+            ValueError,
+            TypeError,
+            KeyError,
+            IndexError,
+            AttributeError,
+        ):
             # signxml raises assorted errors on structurally broken signatures (empty values,
-            # missing elements): all of them mean "not a valid signature", never a crash.
+            # missing elements, a signature its XML schema refuses): all of them mean "not a
+            # valid signature", never a crash.
             raise TokenValidationError(
                 f"the {what} signature is malformed", code="invalid_signature"
             ) from None

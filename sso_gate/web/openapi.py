@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sso_gate.models import DIRECTORY_TYPES, OIDC_CONNECTION_TYPES, SAML_CONNECTION_TYPES
+from sso_gate.oidc.tokens import ASYMMETRIC_ALGORITHMS
+from sso_gate.saml.attributes import FIELDS
+
 __all__ = ["openapi_document"]
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -25,6 +29,24 @@ def _resp(schema: dict[str, Any] | None, code: str = "200") -> dict[str, Any]:
     else:
         out[code] = {"description": "ok", "content": {"application/json": {"schema": schema}}}
     return out
+
+
+_ALSO = {
+    "404": "no such object: the one in the path, or one the request names",
+    "409": "conflicts with an existing object",
+    "413": "the request body is larger than SSO_GATE_MAX_API_BODY",
+    "502": "the identity provider's metadata could not be fetched",
+}
+
+
+def _also(responses: dict[str, Any], *codes: str) -> dict[str, Any]:
+    """``responses`` plus the given error statuses, each with the Error body."""
+    for code in codes:
+        responses[code] = {
+            "description": _ALSO[code],
+            "content": {"application/json": {"schema": _ERROR}},
+        }
+    return responses
 
 
 def _list_of(ref: str) -> dict[str, Any]:
@@ -52,6 +74,32 @@ _PAGE_PARAMS = [
     {"name": "order", "in": "query", "schema": {"enum": ["asc", "desc"]}},
 ]
 _ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+# Not only whitespace: one character Python's str.strip() keeps (the services strip, then
+# require something left; ECMA-262's \s, which JSON Schema's "\S" would use, differs).
+NOT_BLANK = (
+    "[^\\t\\n\\v\\f\\r \\x1c-\\x1f\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f"
+    "\\u205f\\u3000]"
+)
+# a name the services trim and require non-empty
+_NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NOT_BLANK}
+_NAME_OR_NULL = {**_NAME, "type": ["string", "null"]}
+_DOMAIN = {
+    "type": "string",
+    "minLength": 1,
+    "description": "a DNS name, two labels or more (IDN allowed), not a consumer mail domain",
+}
+
+
+def _not_found_everywhere(paths: dict[str, Any]) -> dict[str, Any]:
+    """A path parameter can always name nothing (or hold a ``/`` no route matches): every
+    operation of a templated path documents 404."""
+    for path, item in paths.items():
+        if "{" not in path:
+            continue
+        for method, operation in item.items():
+            if method != "parameters" and "404" not in operation["responses"]:
+                _also(operation["responses"], "404")
+    return paths
 
 
 def openapi_document(server_url: str) -> dict[str, Any]:
@@ -66,7 +114,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
     def body(ref: str) -> dict[str, Any]:
         return {"required": True, "content": {"application/json": {"schema": {"$ref": ref}}}}
 
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "sso_gate management API", "version": "1"},
         "servers": [{"url": server_url}],
@@ -77,25 +125,31 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "operationId": "listOrganizations",
                     "parameters": [
                         *_PAGE_PARAMS,
-                        {"name": "domains", "in": "query", "schema": {"type": "string"}},
+                        {"name": "domains", "in": "query", "schema": _DOMAIN},
                     ],
                     "responses": _resp(_list_of("#/components/schemas/Organization")),
                 },
                 "post": {
                     "operationId": "createOrganization",
                     "requestBody": body("#/components/schemas/OrganizationCreate"),
-                    "responses": _resp(org, "201"),
+                    "responses": _also(_resp(org, "201"), "409", "413"),
                 },
             },
             "/organizations/{id}": {
                 "parameters": _ID,
-                "get": {"operationId": "getOrganization", "responses": _resp(org)},
+                "get": {
+                    "operationId": "getOrganization",
+                    "responses": _also(_resp(org), "404"),
+                },
                 "put": {
                     "operationId": "updateOrganization",
                     "requestBody": body("#/components/schemas/OrganizationUpdate"),
-                    "responses": _resp(org),
+                    "responses": _also(_resp(org), "404", "409", "413"),
                 },
-                "delete": {"operationId": "deleteOrganization", "responses": _resp(None, "204")},
+                "delete": {
+                    "operationId": "deleteOrganization",
+                    "responses": _also(_resp(None, "204"), "404"),
+                },
             },
             "/organizations/{id}/domains": {
                 "parameters": _ID,
@@ -108,32 +162,30 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                                 "schema": {
                                     "type": "object",
                                     "required": ["domain"],
-                                    "properties": {"domain": {"type": "string"}},
+                                    "properties": {"domain": _DOMAIN},
                                 }
                             }
                         },
                     },
-                    "responses": _resp(org, "201"),
+                    "responses": _also(_resp(org, "201"), "404", "409", "413"),
                 },
             },
             "/organizations/{id}/domains/{domain}": {
                 "parameters": [
                     *_ID,
-                    {
-                        "name": "domain",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    },
+                    {"name": "domain", "in": "path", "required": True, "schema": _DOMAIN},
                 ],
-                "delete": {"operationId": "removeOrganizationDomain", "responses": _resp(org)},
+                "delete": {
+                    "operationId": "removeOrganizationDomain",
+                    "responses": _also(_resp(org), "404"),
+                },
             },
             "/organizations/{id}/role_mapping": {
                 "parameters": _ID,
                 "put": {
                     "operationId": "setRoleMapping",
                     "requestBody": body("#/components/schemas/RoleMapping"),
-                    "responses": _resp(org),
+                    "responses": _also(_resp(org), "404", "413"),
                 },
             },
             "/directories": {
@@ -141,36 +193,45 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "operationId": "listDirectories",
                     "parameters": [
                         *_PAGE_PARAMS,
-                        {"name": "organization_id", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "organization_id",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                        },
                     ],
                     "responses": _resp(_list_of("#/components/schemas/Directory")),
                 },
                 "post": {
                     "operationId": "createDirectory",
                     "requestBody": body("#/components/schemas/DirectoryCreate"),
-                    "responses": _resp({"$ref": "#/components/schemas/Directory"}, "201"),
+                    "responses": _also(
+                        _resp({"$ref": "#/components/schemas/Directory"}, "201"), "404", "413"
+                    ),
                 },
             },
             "/directories/{id}": {
                 "parameters": _ID,
                 "get": {
                     "operationId": "getDirectory",
-                    "responses": _resp({"$ref": "#/components/schemas/Directory"}),
+                    "responses": _also(_resp({"$ref": "#/components/schemas/Directory"}), "404"),
                 },
-                "delete": {"operationId": "deleteDirectory", "responses": _resp(None, "204")},
+                "delete": {
+                    "operationId": "deleteDirectory",
+                    "responses": _also(_resp(None, "204"), "404"),
+                },
             },
             "/directories/{id}/rotate_token": {
                 "parameters": _ID,
                 "post": {
                     "operationId": "rotateDirectoryToken",
-                    "responses": _resp({"$ref": "#/components/schemas/Directory"}),
+                    "responses": _also(_resp({"$ref": "#/components/schemas/Directory"}), "404"),
                 },
             },
             "/directories/{id}/revoke_tokens": {
                 "parameters": _ID,
                 "post": {
                     "operationId": "revokeDirectoryTokens",
-                    "responses": _resp({"$ref": "#/components/schemas/Directory"}),
+                    "responses": _also(_resp({"$ref": "#/components/schemas/Directory"}), "404"),
                 },
             },
             "/directories/{id}/users": {
@@ -210,7 +271,9 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "parameters": _ID,
                 "get": {
                     "operationId": "getDirectoryUser",
-                    "responses": _resp({"$ref": "#/components/schemas/DirectoryUser"}),
+                    "responses": _also(
+                        _resp({"$ref": "#/components/schemas/DirectoryUser"}), "404"
+                    ),
                 },
             },
             "/directory_groups": {
@@ -228,7 +291,9 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "parameters": _ID,
                 "get": {
                     "operationId": "getDirectoryGroup",
-                    "responses": _resp({"$ref": "#/components/schemas/DirectoryGroup"}),
+                    "responses": _also(
+                        _resp({"$ref": "#/components/schemas/DirectoryGroup"}), "404"
+                    ),
                 },
             },
             "/connections": {
@@ -236,8 +301,16 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "operationId": "listConnections",
                     "parameters": [
                         *_PAGE_PARAMS,
-                        {"name": "organization_id", "in": "query", "schema": {"type": "string"}},
-                        {"name": "connection_type", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "organization_id",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "connection_type",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                        },
                         {
                             "name": "state",
                             "in": "query",
@@ -249,33 +322,45 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "post": {
                     "operationId": "createConnection",
                     "requestBody": body("#/components/schemas/ConnectionCreate"),
-                    "responses": _resp(conn, "201"),
+                    "responses": _also(_resp(conn, "201"), "404", "413", "502"),
                 },
             },
             "/connections/{id}": {
                 "parameters": _ID,
-                "get": {"operationId": "getConnection", "responses": _resp(conn)},
-                "delete": {"operationId": "deleteConnection", "responses": _resp(None, "204")},
+                "get": {"operationId": "getConnection", "responses": _also(_resp(conn), "404")},
+                "delete": {
+                    "operationId": "deleteConnection",
+                    "responses": _also(_resp(None, "204"), "404"),
+                },
             },
             "/connections/{id}/activate": {
                 "parameters": _ID,
-                "post": {"operationId": "activateConnection", "responses": _resp(conn)},
+                "post": {
+                    "operationId": "activateConnection",
+                    "responses": _also(_resp(conn), "404"),
+                },
             },
             "/connections/{id}/deactivate": {
                 "parameters": _ID,
-                "post": {"operationId": "deactivateConnection", "responses": _resp(conn)},
+                "post": {
+                    "operationId": "deactivateConnection",
+                    "responses": _also(_resp(conn), "404"),
+                },
             },
             "/connections/{id}/saml_idp": {
                 "parameters": _ID,
                 "put": {
                     "operationId": "updateSamlIdp",
                     "requestBody": body("#/components/schemas/SamlIdp"),
-                    "responses": _resp(conn),
+                    "responses": _also(_resp(conn), "404", "413", "502"),
                 },
             },
             "/connections/{id}/refresh_metadata": {
                 "parameters": _ID,
-                "post": {"operationId": "refreshSamlMetadata", "responses": _resp(conn)},
+                "post": {
+                    "operationId": "refreshSamlMetadata",
+                    "responses": _also(_resp(conn), "404", "502"),
+                },
             },
             **webhook_paths(),
             **audit_paths(),
@@ -327,18 +412,19 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "type": "object",
                     "required": ["name"],
                     "properties": {
-                        "name": {"type": "string", "minLength": 1, "maxLength": 200},
-                        "domains": {"type": "array", "items": {"type": "string"}},
+                        "name": _NAME,
+                        "domains": {"type": ["array", "null"], "items": _DOMAIN},
                         "sso_policy": {"enum": ["required", "optional"]},
-                        "external_id": {"type": "string"},
+                        "external_id": {"type": ["string", "null"]},
                     },
                 },
                 "OrganizationUpdate": {
                     "type": "object",
+                    "description": "a field that is absent or null is left as it is",
                     "properties": {
-                        "name": {"type": "string", "minLength": 1, "maxLength": 200},
-                        "domains": {"type": "array", "items": {"type": "string"}},
-                        "sso_policy": {"enum": ["required", "optional"]},
+                        "name": _NAME_OR_NULL,
+                        "domains": {"type": ["array", "null"], "items": _DOMAIN},
+                        "sso_policy": {"enum": ["required", "optional", None]},
                     },
                 },
                 "Connection": {
@@ -364,13 +450,10 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                             "items": {
                                 "type": "object",
                                 "required": ["group", "role"],
-                                "properties": {
-                                    "group": {"type": "string"},
-                                    "role": {"type": "string"},
-                                },
+                                "properties": {"group": _NAME, "role": _NAME},
                             },
                         },
-                        "default_role": {"type": ["string", "null"]},
+                        "default_role": {"type": ["string", "null"], "pattern": NOT_BLANK},
                     },
                 },
                 "Directory": {
@@ -392,8 +475,8 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "required": ["organization_id"],
                     "properties": {
                         "organization_id": {"type": "string"},
-                        "name": {"type": "string"},
-                        "type": {"type": "string"},
+                        "name": _NAME_OR_NULL,
+                        "type": {"enum": [*DIRECTORY_TYPES, None]},
                         "deprovision_blocks_sso": {"type": "boolean"},
                     },
                 },
@@ -422,51 +505,86 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 },
                 "SamlIdp": {
                     "type": "object",
+                    "description": "metadata_xml, metadata_url, or idp_entity_id + sso_url + "
+                    "certificates (PEM)",
                     "properties": {
-                        "metadata_xml": {"type": "string"},
-                        "metadata_url": {"type": "string", "format": "uri"},
-                        "idp_entity_id": {"type": "string"},
-                        "sso_url": {"type": "string", "format": "uri"},
-                        "certificates": {"type": "array", "items": {"type": "string"}},
+                        "metadata_xml": {"type": ["string", "null"]},
+                        "metadata_url": {"type": ["string", "null"], "format": "uri"},
+                        "idp_entity_id": {"type": ["string", "null"]},
+                        "sso_url": {"type": ["string", "null"], "format": "uri"},
+                        "certificates": {"type": ["array", "null"], "items": {"type": "string"}},
                     },
                 },
                 "ConnectionCreate": {
                     "type": "object",
                     "required": ["organization_id"],
+                    "anyOf": [{"required": ["oidc"]}, {"required": ["saml"]}],
+                    "description": "an OIDC or a SAML connection (saml wins when both are given)",
                     "properties": {
                         "organization_id": {"type": "string"},
-                        "name": {"type": "string"},
-                        "connection_type": {"type": "string"},
+                        "name": {"type": ["string", "null"], "maxLength": 200},
+                        "connection_type": {
+                            "enum": [*OIDC_CONNECTION_TYPES, *SAML_CONNECTION_TYPES, None],
+                            "description": "one of the kind's types; default GenericOIDC or "
+                            "GenericSAML",
+                        },
                         "state": {"enum": ["draft", "active", "inactive"]},
                         "saml": {
                             "allOf": [{"$ref": "#/components/schemas/SamlIdp"}],
                             "properties": {
-                                "sso_binding": {"enum": ["redirect", "post"]},
+                                "sso_binding": {"enum": ["redirect", "post", None]},
                                 "sign_requests": {"type": "boolean"},
                                 "encrypt_assertions": {"type": "boolean"},
                                 "allow_idp_initiated": {"type": "boolean"},
-                                "idp_initiated_landing": {"type": "string"},
+                                "idp_initiated_landing": {
+                                    "type": ["string", "null"],
+                                    "description": "a path on this site",
+                                },
                                 "allow_sha1": {"type": "boolean"},
-                                "attribute_overrides": {"type": "object"},
-                                "custom_attributes": {"type": "object"},
+                                "require_email_domain_match": {"type": "boolean"},
+                                "attribute_overrides": {
+                                    "type": "object",
+                                    "propertyNames": {"enum": list(FIELDS)},
+                                    "additionalProperties": {"type": "string"},
+                                },
+                                "custom_attributes": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": "string"},
+                                },
                             },
                         },
                         "oidc": {
                             "type": "object",
                             "required": ["issuer", "client_id", "client_secret"],
+                            "description": "a draft may leave issuer, client_id and "
+                            "client_secret empty",
                             "properties": {
                                 "issuer": {"type": "string", "format": "uri"},
-                                "client_id": {"type": "string"},
-                                "client_secret": {"type": "string", "writeOnly": True},
-                                "scopes": {"type": "array", "items": {"type": "string"}},
+                                "client_id": {"type": "string", "maxLength": 2000},
+                                "client_secret": {
+                                    "type": "string",
+                                    "maxLength": 2000,
+                                    "writeOnly": True,
+                                },
+                                "scopes": {
+                                    "type": ["array", "null"],
+                                    "items": {"type": "string"},
+                                    "contains": {"const": "openid"},
+                                },
                                 "allowed_algorithms": {
-                                    "type": "array",
+                                    "type": ["array", "null"],
+                                    "minItems": 1,
+                                    "items": {"enum": sorted(ASYMMETRIC_ALGORITHMS)},
+                                },
+                                "additional_trusted_audiences": {
+                                    "type": ["array", "null"],
                                     "items": {"type": "string"},
                                 },
                                 "token_endpoint_auth_method": {
                                     "enum": ["client_secret_basic", "client_secret_post"]
                                 },
                                 "use_userinfo": {"type": "boolean"},
+                                "require_email_domain_match": {"type": "boolean"},
                             },
                         },
                     },
@@ -477,3 +595,5 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             },
         },
     }
+    _not_found_everywhere(document["paths"])
+    return document

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sso_gate.services.audit import CSV_COLUMNS
-from sso_gate.web.openapi import _ID, _resp
+from sso_gate.web.openapi import _ID, NOT_BLANK, _resp
 from sso_gate.web.openapi_audit_streams import audit_stream_paths, audit_stream_schemas
 from sso_gate.web.routes_audit import MAX_BATCH, MAX_RETENTION_DAYS
 
@@ -21,7 +21,7 @@ _ORG = {
     "name": "organization_id",
     "in": "query",
     "required": True,
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "minLength": 1},
     "description": 'an organization id (its log outlives it), or "gate" for the gate\'s own '
     "organization-less entries",
 }
@@ -153,7 +153,10 @@ def audit_paths() -> dict[str, Any]:
                 + ", ".join(CSV_COLUMNS)
                 + "; targets and metadata as JSON) or NDJSON, streamed in constant memory. "
                 "Bad parameters are answered as JSON errors before anything is streamed.",
-                "parameters": [*_FILTERS, _q("format", {"enum": ["csv", "ndjson"]})],
+                "parameters": [
+                    *_FILTERS,
+                    {**_q("format", {"enum": ["csv", "ndjson"]}), "required": True},
+                ],
                 "responses": export,
             }
         },
@@ -178,9 +181,9 @@ def audit_paths() -> dict[str, Any]:
 
 def audit_schemas() -> dict[str, Any]:
     meta = {
-        "type": "object",
+        "type": ["object", "null"],
         "maxProperties": 50,
-        "propertyNames": {"maxLength": 40},
+        "propertyNames": {"minLength": 1, "maxLength": 40},
         "additionalProperties": {"type": ["string", "number", "boolean", "null"], "maxLength": 500},
     }
 
@@ -190,19 +193,20 @@ def audit_schemas() -> dict[str, Any]:
             "required": ["type", "id"],
             "additionalProperties": False,
             "properties": {
-                "type": {"type": "string", "maxLength": 100},
-                "id": {"type": "string", "maxLength": 255},
-                "name": {"type": "string", "maxLength": 500},
+                "type": {"type": "string", "maxLength": 100, "pattern": NOT_BLANK},
+                "id": {"type": "string", "maxLength": 255, "pattern": NOT_BLANK},
+                "name": {"type": ["string", "null"], "maxLength": 500},
                 "metadata": meta,
             },
         }
 
+    text = {"type": ["string", "null"], "maxLength": 500}
     context = {
-        "type": "object",
+        "type": ["object", "null"],
         "additionalProperties": False,
         "properties": {
-            "location": {"type": "string", "maxLength": 500, "description": "IP address or place"},
-            "user_agent": {"type": "string", "maxLength": 500},
+            "location": {**text, "description": "IP address or place"},
+            "user_agent": text,
         },
     }
     event_in = {
@@ -216,7 +220,7 @@ def audit_schemas() -> dict[str, Any]:
                 "pattern": r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$",
                 "description": "<target>.<verb>, e.g. invoice.paid",
             },
-            "occurred_at": {**_TIME, "description": "default: now"},
+            "occurred_at": {**_TIME, "type": ["string", "null"], "description": "default: now"},
             "actor": entity(),
             "targets": {"type": "array", "maxItems": 50, "items": entity()},
             "context": context,
@@ -232,7 +236,7 @@ def audit_schemas() -> dict[str, Any]:
             "required": ["organization_id", "event"],
             "additionalProperties": False,
             "properties": {
-                "organization_id": {"type": "string"},
+                "organization_id": {"type": "string", "minLength": 1},
                 "event": {"$ref": _S + "AuditLogEventInput"},
             },
         },
@@ -241,7 +245,7 @@ def audit_schemas() -> dict[str, Any]:
             "required": ["organization_id", "events"],
             "additionalProperties": False,
             "properties": {
-                "organization_id": {"type": "string"},
+                "organization_id": {"type": "string", "minLength": 1},
                 "events": {
                     "type": "array",
                     "minItems": 1,
@@ -336,6 +340,8 @@ def audit_schemas() -> dict[str, Any]:
             "type": "object",
             "description": "one of retention_days or retention_period_in_days (WorkOS)",
             "additionalProperties": False,
+            "minProperties": 1,
+            "maxProperties": 1,
             "properties": {"retention_days": days, "retention_period_in_days": days},
         },
         **audit_stream_schemas(),

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from sso_gate._crypto import constant_time_equals
 from sso_gate.exceptions import (
@@ -56,12 +57,21 @@ async def _json_body(request: Request, limit: int) -> dict[str, Any]:
             "send a JSON body with Content-Type: application/json", code="invalid_content_type"
         )
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_float=_json_number)
     except (ValueError, UnicodeDecodeError):
         raise ValidationError("request body is not valid JSON", code="malformed_body") from None
     if not isinstance(data, dict):
         raise ValidationError("request body must be a JSON object", code="malformed_body")
     return data
+
+
+def _json_number(literal: str) -> float | int:
+    """A JSON number with a fraction: ``2.0`` is the integer 2, as JSON Schema (and so the
+    OpenAPI document) reads it; anything else stays a float."""
+    value = float(literal)
+    if value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    return value
 
 
 def _str(data: dict[str, Any], key: str, required: bool = True) -> Any:
@@ -73,6 +83,13 @@ def _str(data: dict[str, Any], key: str, required: bool = True) -> Any:
     if not isinstance(value, str):
         raise ValidationError(f"{key} must be a string", field=key)
     return value
+
+
+def _or_default(data: dict[str, Any], key: str, default: str) -> Any:
+    """An optional string: absent or null is ``default``; an empty string is passed on (and
+    refused), not taken as absent."""
+    value = _str(data, key, required=False)
+    return default if value is None else value
 
 
 def _str_list(data: dict[str, Any], key: str) -> list[str] | None:
@@ -96,6 +113,56 @@ def _domains(data: dict[str, Any]) -> list[str] | None:
             )
         return [i["domain"] for i in items]
     return _str_list(data, "domains")
+
+
+class _PathRoute(Route):
+    """Every method of one path in one route, so that a 405 names them all in ``Allow``
+    (RFC 9110 §15.5.6; one route per method named only its own) and answers in the API's JSON
+    error shape."""
+
+    def __init__(self, path: str, handlers: dict[str, Handler]) -> None:
+        table = dict(handlers)
+        if "GET" in table:
+            table.setdefault("HEAD", table["GET"])
+
+        async def dispatch(request: Request) -> Response:
+            return await table[request.method](request)
+
+        super().__init__(path, dispatch, methods=list(table))
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.methods and scope["method"] not in self.methods:
+            allow = ", ".join(sorted(self.methods))
+            response = json_response(
+                {
+                    "code": "method_not_allowed",
+                    "message": f"{scope['method']} is not allowed here; allowed: {allow}",
+                },
+                405,
+                {"Allow": allow},
+            )
+            await response(scope, receive, send)
+            return
+        await super().handle(scope, receive, send)
+
+
+def _one_route_per_path(routes: list[BaseRoute]) -> list[BaseRoute]:
+    """Merge the per-method routes of each path into one :class:`_PathRoute`, at the place of
+    the path's first route."""
+    handlers: dict[str, dict[str, Handler]] = {}
+    for route in routes:
+        if isinstance(route, Route) and route.methods:
+            table = handlers.setdefault(route.path, {})
+            for method in route.methods - {"HEAD"}:
+                assert method not in table, f"{method} {route.path} is routed twice"
+                table[method] = route.endpoint
+    merged: list[BaseRoute] = []
+    for route in routes:
+        if not (isinstance(route, Route) and route.methods):
+            merged.append(route)
+        elif route.path in handlers:
+            merged.append(_PathRoute(route.path, handlers.pop(route.path)))
+    return merged
 
 
 def api_routes(gate: SSOGate) -> list[BaseRoute]:
@@ -200,6 +267,8 @@ def api_routes(gate: SSOGate) -> list[BaseRoute]:
 
     async def list_connections(request: Request) -> Response:
         q = request.query_params
+        if q.get("state") not in (None, "draft", "active", "inactive"):
+            raise ValidationError("state must be draft, active or inactive", field="state")
         page = await gate.connections.list(
             organization_id=q.get("organization_id"),
             connection_type=q.get("connection_type"),
@@ -244,7 +313,7 @@ def api_routes(gate: SSOGate) -> list[BaseRoute]:
             client_id=_str(oidc, "client_id"),
             client_secret=_str(oidc, "client_secret"),
             name=_str(data, "name", required=False),
-            connection_type=_str(data, "connection_type", required=False) or "GenericOIDC",
+            connection_type=_or_default(data, "connection_type", "GenericOIDC"),
             state=data.get("state", "active"),
             **opts,
         )
@@ -286,7 +355,7 @@ def api_routes(gate: SSOGate) -> list[BaseRoute]:
         return await gate.connections.create_saml(
             org_id,
             name=_str(data, "name", required=False),
-            connection_type=_str(data, "connection_type", required=False) or "GenericSAML",
+            connection_type=_or_default(data, "connection_type", "GenericSAML"),
             state=data.get("state", "active"),
             **opts,
         )
@@ -344,7 +413,7 @@ def api_routes(gate: SSOGate) -> list[BaseRoute]:
         d, token = await gate.directories.create(
             _str(data, "organization_id"),
             name=_str(data, "name", required=False),
-            type=_str(data, "type", required=False) or "generic scim v2.0",
+            type=_or_default(data, "type", "generic scim v2.0"),
             **opts,
         )
         return json_response(directory_out(d, token), 201)
@@ -416,7 +485,7 @@ def api_routes(gate: SSOGate) -> list[BaseRoute]:
     from sso_gate.web.routes_portal_api import portal_api_routes
     from sso_gate.web.routes_webhooks import webhook_routes
 
-    return [
+    routes: list[BaseRoute] = [
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/organizations", endpoint(list_orgs), methods=["GET"]),
         Route("/organizations", endpoint(create_org), methods=["POST"]),
@@ -450,3 +519,4 @@ def api_routes(gate: SSOGate) -> list[BaseRoute]:
         *audit_routes(gate, endpoint),
         *portal_api_routes(gate, endpoint),
     ]
+    return _one_route_per_path(routes)

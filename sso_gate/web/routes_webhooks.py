@@ -81,7 +81,7 @@ def _cursor_args(request: Request) -> dict[str, Any]:
 
 def _query_time(request: Request, name: str) -> Any:
     value = request.query_params.get(name)
-    return parse_timestamp(value, name) if value else None
+    return None if value is None else parse_timestamp(value, name)
 
 
 def _body_time(data: dict[str, Any], name: str) -> Any:
@@ -215,7 +215,7 @@ def webhook_routes(gate: SSOGate, guard: Callable[[Handler], Handler]) -> list[B
         q = request.query_params
         page = await hooks.list_deliveries(
             request.path_params["id"],
-            status=q.get("status") or None,
+            status=q.get("status"),  # "" is refused like any other unknown status
             event_id=q.get("event_id") or None,
             **_cursor_args(request),
         )

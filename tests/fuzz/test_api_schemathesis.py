@@ -1,0 +1,303 @@
+"""Schemathesis against the management API's own OpenAPI document, in-process (ASGI).
+
+Every documented operation gets generated requests, valid and invalid (schemathesis' positive
+and negative modes), sent with the admin key to a gate on SQLite that holds one of every object;
+hooks swap fuzzed path parameters, ids in the query and ``organization_id`` in bodies for those
+real objects part of the time, so the handlers' success paths are fuzzed too (a DELETE gets a
+fresh object of its own). Every response must pass every schemathesis check: never a 5xx, only
+documented status codes, bodies and content types that match the document, a 405 with a
+complete ``Allow``, 401 without the key, schema-invalid input refused with a 4xx and
+schema-valid input not refused with a 400/422 — except the cross-field rules an OpenAPI
+document cannot state (``ALLOWED_REFUSALS``).
+
+Besides schemathesis' deterministic coverage phase (boundary values, wrong types, unexpected
+methods, missing auth for every operation), CI runs ``fuzz_examples(8)`` random examples per
+operation; ``fuzz/README.md`` has the long run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import strategies as st
+from schemathesis.config import HealthCheck
+from schemathesis.openapi.checks import RejectedPositiveData
+from schemathesis.python.asgi import get_client, shutdown_lifespans
+
+from sso_gate.web.openapi import openapi_document
+from tests.fuzz._harness import (
+    ADMIN_KEY,
+    API,
+    AUTH,
+    Seeded,
+    build_gate,
+    fuzz_examples,
+    inner_app,
+    no_network,
+    record,
+    seed,
+)
+
+VICTIM = "victim-to-delete"
+
+
+class ProxyApp:
+    """The ASGI app schemathesis calls: bound at import time (``parametrize`` needs it then),
+    pointed at the seeded gate by the module fixture. It answers the lifespan itself and closes
+    the gate at shutdown, on the event loop that served the requests."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+        self.gate: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    if self.gate is not None:
+                        await self.gate.aclose()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        assert self.app is not None, "the fuzz_app fixture did not run"
+        await self.app(scope, receive, send)
+
+
+PROXY = ProxyApp()
+SEEDED = Seeded()
+
+schema = schemathesis.openapi.from_dict(openapi_document(f"http://testserver{API}"))
+schema.app = PROXY
+
+
+@schema.auth()
+class AdminKey:
+    """The management API's bearer key, as schemathesis' explicit auth (so its ignored-auth
+    check knows the key is valid and probes without it and with a wrong one)."""
+
+    def get(self, case: schemathesis.Case, ctx: schemathesis.AuthContext) -> str:
+        return ADMIN_KEY
+
+    def set(self, case: schemathesis.Case, data: str, ctx: schemathesis.AuthContext) -> None:
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+schema.config.generation.update(max_examples=fuzz_examples(8), database="none")
+# a loaded CI machine is slow, and some bodies (audit batches) are large by design
+schema.config.update(
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ]
+)
+
+
+def _real_id(path: str, name: str) -> str | None:
+    """The seeded object a path parameter of ``path`` names."""
+    if name == "domain":
+        return SEEDED.domain
+    if path.endswith(("/saml_idp", "/refresh_metadata")):
+        return SEEDED.saml_connection
+    for prefix, attr in (
+        ("/organizations/", "organization"),
+        ("/directories/", "directory"),
+        ("/directory_users/", "user"),
+        ("/directory_groups/", "group"),
+        ("/connections/", "oidc_connection"),
+        ("/webhook_endpoints/", "webhook_endpoint"),
+        ("/events/", "event"),
+        ("/audit_logs/events/", "audit_event"),
+        ("/audit/events/", "audit_event"),
+        ("/audit_logs/streams/", "audit_stream"),
+    ):
+        if path.startswith(prefix):
+            value = getattr(SEEDED, attr)
+            return str(value) if value else None
+    return None
+
+
+@schema.hook
+def flatmap_path_parameters(
+    context: schemathesis.HookContext, path_parameters: dict[str, Any]
+) -> st.SearchStrategy[dict[str, Any]]:
+    assert context.operation is not None
+    op = context.operation
+    real: dict[str, Any] = {}
+    for name, generated in (path_parameters or {}).items():
+        value = _real_id(op.path, name)
+        if value is None or not isinstance(generated, str):
+            continue
+        # a DELETE of the object itself gets a fresh one (test_api creates it)
+        is_target = name == "id" and op.method.upper() == "DELETE" and op.path.count("{") == 1
+        real[name] = VICTIM if is_target else value
+    if not real:
+        return st.just(path_parameters)
+    # the generated values, the real objects, or (two parameters) a real id with a fuzzed domain
+    options = [path_parameters, {**path_parameters, **real}]
+    if len(real) > 1:
+        first = next(iter(real))
+        options.append({**path_parameters, first: real[first]})
+    return st.sampled_from(options)
+
+
+_QUERY_IDS = {
+    "organization_id": "organization",
+    "directory": "directory",
+    "group": "group",
+    "user": "user",
+    "event_id": "event",
+    "domains": "domain",
+}
+
+
+@schema.hook
+def flatmap_query(
+    context: schemathesis.HookContext, query: dict[str, Any] | None
+) -> st.SearchStrategy[dict[str, Any] | None]:
+    if not query:
+        return st.just(query)
+    # only where the generated value is a plain string: negative cases keep their violation
+    real = {
+        k: getattr(SEEDED, _QUERY_IDS[k])
+        for k, v in query.items()
+        if k in _QUERY_IDS and isinstance(v, str)
+    }
+    if not real:
+        return st.just(query)
+    return st.sampled_from([query, {**query, **real}])
+
+
+@schema.hook
+def flatmap_body(context: schemathesis.HookContext, body: Any) -> st.SearchStrategy[Any]:
+    if not isinstance(body, dict) or not isinstance(body.get("organization_id"), str):
+        return st.just(body)
+    return st.sampled_from([body, {**body, "organization_id": SEEDED.organization}])
+
+
+# 422s for schema-valid input that the document cannot rule out: rules across several fields,
+# or on values no JSON Schema keyword describes. (operation regex, error field regex, why).
+ALLOWED_REFUSALS: list[tuple[str, str, str]] = [
+    (r".*", r"range_start", "range_start must be before range_end"),
+    (
+        r".* /(organizations.*|portal/links|portal/generate_link)",
+        r"domains?|domain_data",
+        "a DNS name (two labels or more, valid IDNA, not an IP address, not a consumer mail "
+        "domain): IDNA validity has no JSON Schema keyword",
+    ),
+    (r"GET /directory_(users|groups)", r"directory", "one of directory/organization_id/…"),
+    (r".* /webhook_endpoints.*", r"events", "a wildcard must match a known event"),
+    (r".* /webhook_endpoints.*", r"url", "a public http(s) URL (checked by resolving it)"),
+    (r"POST /webhook_endpoints/\{id\}/redeliver", r"event_id", "event_id xor since/until"),
+    (r"POST /webhook_endpoints/\{id\}/redeliver", r"since", "since must be before until"),
+    (r".*", r"after|before", "a cursor must be an id from list_metadata; not both"),
+    (r"GET /audit(_logs)?/(events|export)", r"actions", "comma-separated <target>.<verb> names"),
+    (
+        r"POST /connections|PUT /connections/\{id\}/saml_idp",
+        r"metadata_xml|metadata_url|idp_entity_id|sso_url|certificates.*",
+        "exactly one of metadata_xml, metadata_url or idp_entity_id + sso_url + certificates; "
+        "well-formed metadata and PEM certificates",
+    ),
+    (
+        r"POST /connections",
+        r"issuer|client_id|client_secret|connection_type|idp_initiated_landing",
+        "an https issuer (http in development) without query; client id and secret unless a "
+        "draft; the connection type of the kind given; a landing path on this site",
+    ),
+    # audit log streams (routes_audit_streams.py): settings differ per stream type; the cursor
+    # is bounded by the organization's chain; its document lacks minLength on organization_id
+    (
+        r".* /audit_logs/streams.*",
+        r"config\..*|cursor|organization_id",
+        "per-type settings, chain positions",
+    ),
+]
+
+
+@schema.hook
+def filter_failure(
+    context: schemathesis.HookContext, failure: Any, case: schemathesis.Case, response: Any
+) -> bool:
+    if not isinstance(failure, RejectedPositiveData):
+        return True
+    try:
+        field = str(response.json()["field"])
+    except (ValueError, TypeError, KeyError):
+        return True
+    operation = f"{case.method.upper()} {case.path}"
+    return not any(
+        re.fullmatch(op, operation) and re.fullmatch(f, field) for op, f, _ in ALLOWED_REFUSALS
+    )
+
+
+def _create_victim(path: str) -> str:
+    """A fresh object for a DELETE to remove, made through the API."""
+    with get_client(PROXY) as client:
+        if path.startswith("/organizations/"):
+            r = client.post(f"{API}/organizations", json={"name": "Victim"}, headers=AUTH)
+        elif path.startswith("/directories/"):
+            r = client.post(
+                f"{API}/directories", json={"organization_id": SEEDED.organization}, headers=AUTH
+            )
+        elif path.startswith("/connections/"):
+            r = client.post(
+                f"{API}/connections",
+                json={
+                    "organization_id": SEEDED.organization,
+                    "oidc": {
+                        "issuer": "https://victim.fuzz.test",
+                        "client_id": "c",
+                        "client_secret": "s",
+                    },
+                },
+                headers=AUTH,
+            )
+        elif path.startswith("/webhook_endpoints/"):
+            r = client.post(
+                f"{API}/webhook_endpoints",
+                json={"url": "https://victim.fuzz.test/hook", "events": ["*"]},
+                headers=AUTH,
+            )
+        elif path.startswith("/audit_logs/streams/"):
+            r = client.post(f"{API}/audit_logs/streams", json=SEEDED.stream_body(), headers=AUTH)
+        else:
+            raise AssertionError(f"no victim factory for {path}")
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    with no_network():
+        gate = build_gate(tmp_path_factory.mktemp("api"))
+        PROXY.gate, PROXY.app = gate, gate.wrap(inner_app())
+        try:
+            with get_client(PROXY) as client:
+                seeded = seed(client.request)
+            for name in seeded.__dataclass_fields__:
+                setattr(SEEDED, name, getattr(seeded, name))
+            yield
+        finally:
+            shutdown_lifespans()  # closes the gate (ProxyApp)
+            PROXY.app = PROXY.gate = None
+
+
+def test_served_document_is_the_fuzzed_one() -> None:
+    with get_client(PROXY) as client:
+        served = client.get(f"{API}/openapi.json").json()
+    assert served["paths"] == schema.raw_schema["paths"]
+    assert served["components"] == schema.raw_schema["components"]
+
+
+@schema.parametrize()
+def test_api(case: schemathesis.Case) -> None:
+    if case.path_parameters and case.path_parameters.get("id") == VICTIM:
+        case.path_parameters["id"] = _create_victim(case.path)
+    response = case.call_and_validate()
+    record("api", case.operation.label, response.status_code)
