@@ -8,9 +8,12 @@ XML, random bytes and random strings are sent too. For every input:
 
 * ``verify_response`` returns or raises an ``SSOGateError`` answered with a 4xx — never
   anything else (no ``lxml``, ``signxml``, ``cryptography``, ``ValueError``…);
-* what it accepts is exactly what the unmutated response gives (only the response ID may differ
-  when the response itself is unsigned): a mutation of a signed part is never accepted with
-  other content, whatever the mutation.
+* what it accepts is exactly what the unmutated response gives: a mutation of a signed part is
+  never accepted with other content, whatever the mutation. Only the Response's own ID may
+  differ, where the assertion is signed by itself: a response signature is optional then, so a
+  response whose signature was removed or broken (found by the long run: one flipped byte in
+  ``xmlns:ds`` makes ``ds:Signature`` a foreign element) is an assertion-signed response, and
+  nothing is read from the Response's ID (replays are keyed on the signed assertion's ID).
 
 CI runs ``fuzz_examples(200)`` examples per property; ``fuzz/README.md`` has the long run.
 """
@@ -22,11 +25,12 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from sso_gate.exceptions import SSOGateError
+from sso_gate.exceptions import SSOGateError, TokenValidationError
 from sso_gate.saml._xml import parse_xml
 from sso_gate.saml.response import (
     ResponseExpectations,
@@ -78,7 +82,8 @@ def _expect(**kw: Any) -> ResponseExpectations:
 
 
 def _variants() -> dict[str, tuple[bytes, ResponseExpectations, bool]]:
-    """name -> (signed response bytes, expectations, response signed)."""
+    """name -> (signed response bytes, expectations, response ID bound to a signature that
+    cannot be dropped — only where the assertion is not signed by itself)."""
     kw = dict(acs_url=ACS, audience=SP, in_response_to=REQ, now=NOW)
     attrs = {"email": ["alice@acme.test"], "groups": ["Engineering", "Admins"]}
     signed_assertion = IDP.signed_assertion(attributes=attrs, **kw)
@@ -102,7 +107,7 @@ def _variants() -> dict[str, tuple[bytes, ResponseExpectations, bool]]:
                 sign_response=True,
             ),
             _expect(),
-            True,
+            False,
         ),
         "encrypted": (
             IDP.response(
@@ -128,16 +133,16 @@ ORIGINALS = {
 
 
 def _same_content(
-    got: VerifiedAssertion, original: VerifiedAssertion, response_signed: bool
+    got: VerifiedAssertion, original: VerifiedAssertion, response_id_bound: bool
 ) -> bool:
-    if not response_signed:  # the Response element (and its ID) is not covered by a signature
+    if not response_id_bound:
         got = dataclasses.replace(got, response_id=original.response_id)
     return got == original
 
 
 def _verify(variant: str, data: bytes | str, how: str) -> str:
     """Verify; return the outcome (``refused <code>`` or ``accepted``) after the checks."""
-    _, exp, response_signed = VARIANTS[variant]
+    _, exp, response_id_bound = VARIANTS[variant]
     value = data if isinstance(data, str) else base64.b64encode(data).decode()
     try:
         got = verify_response(value, exp)
@@ -146,12 +151,34 @@ def _verify(variant: str, data: bytes | str, how: str) -> str:
         outcome = f"refused {exc.code}"
     else:
         # anything else (lxml, signxml, cryptography, ValueError…) fails the test as it is
-        assert _same_content(got, ORIGINALS[variant], response_signed), (
+        assert _same_content(got, ORIGINALS[variant], response_id_bound), (
             f"accepted a mutated response ({how}) with other content: {got} != {ORIGINALS[variant]}"
         )
         outcome = "accepted (unchanged content)"
     record("saml", how, outcome)
     return outcome
+
+
+def test_a_broken_response_signature_leaves_an_assertion_signed_response() -> None:
+    """The long run's find, pinned: flip ``xmlns:ds`` of the Response's signature and its ID."""
+    raw, exp, _ = VARIANTS["both-signed"]
+    root = etree.fromstring(raw)
+    signature = root.find("{http://www.w3.org/2000/09/xmldsig#}Signature")
+    assert signature is not None
+    foreign = etree.SubElement(root, "{ittp://www.w3.org/2000/09/xmldsig#}Signature")
+    foreign.extend(list(signature))
+    signature.addprevious(foreign)
+    root.remove(signature)
+    root.set("ID", "^" + root.get("ID", "")[1:])
+    got = verify_response(base64.b64encode(etree.tostring(root)).decode(), exp)
+    assert got.response_id == root.get("ID")
+    assert _same_content(got, ORIGINALS["both-signed"], response_id_bound=False)
+    # where the response signature is the only one, the same edits are refused
+    raw, exp, _ = VARIANTS["response-signed"]
+    root = etree.fromstring(raw)
+    root.set("ID", "^" + root.get("ID", "")[1:])
+    with pytest.raises(TokenValidationError):
+        verify_response(base64.b64encode(etree.tostring(root)).decode(), exp)
 
 
 def test_unmutated_variants_are_accepted() -> None:
