@@ -84,8 +84,14 @@ async def chain_pending(conn: AsyncConnection, signer: Signer, now: datetime) ->
     time). Returns how many were chained."""
     await _outbox.lock(conn, "audit_chain", now)
     t = audit_events
+    # Ordered by (seq, id), the unchained index's own order (seq is NULL in every row here, so
+    # this is id order): PostgreSQL then reads the first rows of that index and stops. With
+    # ORDER BY id alone it cannot use the index's order and either sorted every unchained row or
+    # walked the primary key past every chained one, for each batch: quadratic over a backlog.
     rows = (
-        await conn.execute(sa.select(t).where(t.c.seq.is_(None)).order_by(t.c.id).limit(_BATCH))
+        await conn.execute(
+            sa.select(t).where(t.c.seq.is_(None)).order_by(t.c.seq, t.c.id).limit(_BATCH)
+        )
     ).all()
     if not rows:
         return 0
