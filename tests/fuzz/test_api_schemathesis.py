@@ -25,6 +25,7 @@ import pytest
 import schemathesis
 from hypothesis import strategies as st
 from schemathesis.config import HealthCheck
+from schemathesis.core.parameters import ParameterLocation
 from schemathesis.openapi.checks import RejectedPositiveData
 from schemathesis.python.asgi import get_client, shutdown_lifespans
 
@@ -123,30 +124,6 @@ def _real_id(path: str, name: str) -> str | None:
     return None
 
 
-@schema.hook
-def flatmap_path_parameters(
-    context: schemathesis.HookContext, path_parameters: dict[str, Any]
-) -> st.SearchStrategy[dict[str, Any]]:
-    assert context.operation is not None
-    op = context.operation
-    real: dict[str, Any] = {}
-    for name, generated in (path_parameters or {}).items():
-        value = _real_id(op.path, name)
-        if value is None or not isinstance(generated, str):
-            continue
-        # a DELETE of the object itself gets a fresh one (test_api creates it)
-        is_target = name == "id" and op.method.upper() == "DELETE" and op.path.count("{") == 1
-        real[name] = VICTIM if is_target else value
-    if not real:
-        return st.just(path_parameters)
-    # the generated values, the real objects, or (two parameters) a real id with a fuzzed domain
-    options = [path_parameters, {**path_parameters, **real}]
-    if len(real) > 1:
-        first = next(iter(real))
-        options.append({**path_parameters, first: real[first]})
-    return st.sampled_from(options)
-
-
 _QUERY_IDS = {
     "organization_id": "organization",
     "directory": "directory",
@@ -157,28 +134,57 @@ _QUERY_IDS = {
 }
 
 
-@schema.hook
-def flatmap_query(
-    context: schemathesis.HookContext, query: dict[str, Any] | None
-) -> st.SearchStrategy[dict[str, Any] | None]:
-    if not query:
-        return st.just(query)
-    # only where the generated value is a plain string: negative cases keep their violation
-    real = {
-        k: getattr(SEEDED, _QUERY_IDS[k])
-        for k, v in query.items()
-        if k in _QUERY_IDS and isinstance(v, str)
-    }
-    if not real:
-        return st.just(query)
-    return st.sampled_from([query, {**query, **real}])
+def _real_path_parameters(case: schemathesis.Case, mix: bool) -> dict[str, Any] | None:
+    real: dict[str, Any] = {}
+    for name, generated in (case.path_parameters or {}).items():
+        value = _real_id(case.operation.path, name)
+        if value is None or not isinstance(generated, str):
+            continue
+        # a DELETE of the object itself gets a fresh one (test_api creates it)
+        only_id = case.operation.path.count("{") == 1
+        is_target = name == "id" and case.method.upper() == "DELETE" and only_id
+        real[name] = VICTIM if is_target else value
+        if mix:  # a real organization with a fuzzed domain, say
+            break
+    return {**case.path_parameters, **real} if real else None
 
 
 @schema.hook
-def flatmap_body(context: schemathesis.HookContext, body: Any) -> st.SearchStrategy[Any]:
-    if not isinstance(body, dict) or not isinstance(body.get("organization_id"), str):
-        return st.just(body)
-    return st.sampled_from([body, {**body, "organization_id": SEEDED.organization}])
+def flatmap_case(
+    context: schemathesis.HookContext, case: schemathesis.Case
+) -> st.SearchStrategy[schemathesis.Case]:
+    """Part of the time, put the seeded objects' ids where the case names objects: path
+    parameters, id filters in the query, ``organization_id`` in a body — only in components
+    generated valid, so a negative case keeps its violation."""
+
+    def negative(location: ParameterLocation) -> bool:
+        return case.meta is not None and case.meta.is_negative_at(location)
+
+    def substitute(choice: tuple[bool, bool, bool, bool]) -> schemathesis.Case:
+        in_path, mix, in_query, in_body = choice
+        if in_path and not negative(ParameterLocation.PATH):
+            real = _real_path_parameters(case, mix)
+            if real is not None:
+                case.path_parameters = real
+        if in_query and case.query and not negative(ParameterLocation.QUERY):
+            ids = {
+                k: getattr(SEEDED, _QUERY_IDS[k])
+                for k, v in case.query.items()
+                if k in _QUERY_IDS and isinstance(v, str)
+            }
+            if ids:
+                case.query = {**case.query, **ids}
+        body = case.body
+        if (
+            in_body
+            and isinstance(body, dict)
+            and isinstance(body.get("organization_id"), str)
+            and not negative(ParameterLocation.BODY)
+        ):
+            case.body = {**body, "organization_id": SEEDED.organization}
+        return case
+
+    return st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans()).map(substitute)
 
 
 # 422s for schema-valid input that the document cannot rule out: rules across several fields,
