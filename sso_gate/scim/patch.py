@@ -342,6 +342,7 @@ class _Patch:
         container = self.container(schema)
         items = copy_items(container.get(attr.name))
         hits = [i for i, item in enumerate(items) if matches_value(flt, item, attr)]
+        seeded = False
         if not hits:
             # Entra sends replace emails[type eq "work"].value for users without a work email:
             # create {"type": "work", "value": ...} rather than fail with noTarget.
@@ -350,6 +351,7 @@ class _Patch:
                 raise SCIMError(f"no value of '{attr.name}' matches", scim_type="noTarget")
             items.append(seed)
             hits = [len(items) - 1]
+            seeded = True
         changes: dict[str, Any]
         if sub is not None:
             changes = {sub.name: normalize_value(sub, value, where)}
@@ -367,6 +369,11 @@ class _Patch:
                 assert s is not None
                 check_immutable(s, item.get(name), new, where)
                 self.put(item, name, new)
+        if seeded and not matches_value(flt, items[hits[0]], attr):
+            # The value would not match the filter that created it (replace
+            # emails[type eq "work"] with {"type": "home"}): there was nothing to replace
+            # (RFC 7644 §3.5.2.3), and creating it would make the replace not idempotent.
+            raise SCIMError(f"no value of '{attr.name}' matches", scim_type="noTarget")
         self.store_items(container, attr, items, where)
 
     # -- remove --------------------------------------------------------------------------------

@@ -238,7 +238,8 @@ def filter_failure(
         return True
     operation = f"{case.method.upper()} {case.path}"
     return not any(
-        re.fullmatch(op, operation) and re.fullmatch(f, field) for op, f, _ in ALLOWED_REFUSALS
+        re.fullmatch(op, operation) and re.fullmatch(f, field, re.DOTALL)
+        for op, f, _ in ALLOWED_REFUSALS
     )
 
 

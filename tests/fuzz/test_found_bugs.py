@@ -14,9 +14,11 @@ from sso_gate import SSOGate
 from sso_gate._time import isoformat
 from sso_gate.exceptions import TokenValidationError
 from sso_gate.saml.response import verify_response
+from sso_gate.scim.errors import SCIMError
 from tests.conftest import ADMIN_KEY, make_settings
 from tests.fuzz._harness import inner_app, no_network
 from tests.fuzz.test_saml_fuzz import VARIANTS
+from tests.fuzz.test_scim_properties import base_user, patch
 
 DS = "{http://www.w3.org/2000/09/xmldsig#}"
 
@@ -97,3 +99,19 @@ async def test_integral_floats_are_integers(api: httpx.AsyncClient) -> None:
     r = await api.put(f"/organizations/{org}/audit_log_retention", json={"retention_days": 30.0})
     assert r.status_code == 200, r.text
     assert r.json()["retention_days"] == 30
+
+
+def test_replace_that_unselects_its_target_is_idempotent() -> None:
+    """replace emails[type eq "work"] with {"type": "home"}: done once, the second time there is
+    no work email, and the Entra seeding ({"type": "work"} created for a filter that matches
+    nothing) must not create a value the filter does not select."""
+    op = {"op": "replace", "path": 'emails[type eq "work"]', "value": {"type": "home"}}
+    user = base_user()
+    once = patch(user, op)
+    assert [e["type"] for e in once["emails"]] == ["home"]
+    with pytest.raises(SCIMError) as info:
+        patch(once, op)
+    assert info.value.scim_type == "noTarget"
+    # the seeding itself still works (Entra: replace emails[type eq "work"].value)
+    seeded = patch(once, {**op, "path": 'emails[type eq "work"].value', "value": "w@x.org"})
+    assert {"type": "work", "value": "w@x.org"} in seeded["emails"]

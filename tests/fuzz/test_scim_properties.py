@@ -239,7 +239,17 @@ def test_replace_is_idempotent(op: dict[str, Any]) -> None:
     except SCIMError:
         record("scim-properties", "replace idempotent", "refused")
         return
-    twice = apply_patch(USER_TYPE, once.resource, {"schemas": [PATCH_SCHEMA], "Operations": [op]})
+    try:
+        twice = apply_patch(
+            USER_TYPE, once.resource, {"schemas": [PATCH_SCHEMA], "Operations": [op]}
+        )
+    except SCIMError as exc:
+        # the value changed what the path's filter selects (emails[type eq "work"] replaced by
+        # {"type": "home"}): nothing matches any more (found by the long run: the second replace
+        # used to create a new, value-less email)
+        assert exc.scim_type == "noTarget" and "[" in str(op.get("path")), exc
+        record("scim-properties", "replace idempotent", "applied, then noTarget")
+        return
     assert twice.resource == once.resource
     assert not twice.changed
     record("scim-properties", "replace idempotent", "applied")
