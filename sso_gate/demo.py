@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
 from sso_gate.devidp import DevIdP, DevUser
+from sso_gate.exceptions import ConfigurationError
 from sso_gate.gate import SSOGate
 from sso_gate.models import SSOPolicy
 from sso_gate.settings import Secret, Settings
@@ -59,16 +60,25 @@ def build_demo(
     base_url: str = "http://localhost:8000",
     database_url: str = "sqlite:///./sso_gate_demo.db",
     http_client: httpx.AsyncClient | None = None,
+    settings: Settings | None = None,
 ) -> DemoApp:
-    """Build the demo app (seed with :func:`seed`). ``http_client`` lets tests stay in-process."""
-    admin_key = secrets.token_urlsafe(24)
-    settings = Settings(
-        secret_keys=(Secret(secrets.token_urlsafe(32)),),
-        base_url=base_url,
-        database_url=database_url,
-        environment="development",
-        admin_api_key=Secret(admin_key),
-    )
+    """Build the demo app (seed with :func:`seed`). ``http_client`` lets tests stay in-process.
+
+    ``settings`` (e.g. ``Settings.from_env()``, as the load test does) replaces the demo's own:
+    ``base_url`` and ``database_url`` are then taken from it, and it must say
+    ``environment=development`` and set an admin API key."""
+    if settings is None:
+        settings = Settings(
+            secret_keys=(Secret(secrets.token_urlsafe(32)),),
+            base_url=base_url,
+            database_url=database_url,
+            environment="development",
+            admin_api_key=Secret(secrets.token_urlsafe(24)),
+        )
+    if settings.admin_api_key is None:
+        raise ConfigurationError("the demo needs an admin API key (SSO_GATE_ADMIN_API_KEY)")
+    admin_key = settings.admin_api_key.reveal()
+    base_url = settings.base_url
     app_key = secrets.token_bytes(32)
     client_secret = secrets.token_urlsafe(24)
     idp = DevIdP(

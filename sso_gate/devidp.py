@@ -71,6 +71,7 @@ class DevIdP:
         self.kid = secrets.token_hex(8)
         self._codes: dict[str, _Code] = {}
         self._tokens: dict[str, tuple[str, float]] = {}
+        self._writes = 0
         from sso_gate.devidp_saml import DevSamlIdP
 
         self.saml = DevSamlIdP(self, saml_acs_prefix or "")
@@ -161,6 +162,7 @@ class DevIdP:
         if error or "@" not in email:
             return HTMLResponse("<h1>Bad request</h1>", 400)
         code = secrets.token_urlsafe(24)
+        self._sweep()
         self._codes[code] = _Code(
             p["client_id"],
             p["redirect_uri"],
@@ -173,6 +175,16 @@ class DevIdP:
         if p.get("state"):
             query["state"] = p["state"]
         return RedirectResponse(f"{p['redirect_uri']}?{urlencode(query)}", status_code=303)
+
+    def _sweep(self) -> None:
+        """Drop expired codes (never redeemed) and access tokens every 256 writes, so a
+        long-running demo's memory stays bounded by what is still valid."""
+        self._writes += 1
+        if self._writes % 256:
+            return
+        now = time.time()
+        self._codes = {k: c for k, c in self._codes.items() if c.expires > now}
+        self._tokens = {k: t for k, t in self._tokens.items() if t[1] > now}
 
     def _client_auth(self, request: Request, form: Any) -> str | None:
         import base64
@@ -222,6 +234,7 @@ class DevIdP:
             claims["nonce"] = code.nonce
         id_token = jwt.encode({"alg": "RS256", "kid": self.kid}, claims, self.key)
         access = secrets.token_urlsafe(24)
+        self._sweep()
         self._tokens[access] = (user.email, now + 300)
         return JSONResponse(
             {
