@@ -165,17 +165,69 @@ def _entity(value: object, field: str) -> dict[str, Any]:
     return out
 
 
+_ENTITY_KEYS = frozenset({"type", "id", "name", "metadata"})
+_EVENT_KEYS = frozenset(
+    {"action", "occurred_at", "actor", "targets", "context", "metadata", "version"}
+)
+_SCALARS = (type(None), bool, int, float)
+
+
+def _metadata_fast(value: object) -> dict[str, Any] | None:
+    """A plain dict that is certainly valid metadata, copied; ``None`` when the full check
+    (which names the problem) has to decide."""
+    if type(value) is not dict or len(value) > _MAX_KEYS:
+        return None
+    for key, item in value.items():
+        if type(key) is not str or not 0 < len(key) <= _MAX_KEY:
+            return None
+        kind = type(item)
+        if kind is str:
+            if len(item) > _MAX_STRING:
+                return None
+        elif kind not in _SCALARS:
+            return None
+    return dict(value)
+
+
+def _entity_fast(value: object) -> dict[str, Any] | None:
+    """The common case of :func:`_entity` without building field names: a plain dict that
+    is certainly valid, normalized; ``None`` when the full check has to decide."""
+    if type(value) is not dict or not value.keys() <= _ENTITY_KEYS:
+        return None
+    kind, ident, name = value.get("type"), value.get("id"), value.get("name")
+    if not (
+        type(kind) is str
+        and 0 < len(kind) <= 100
+        and type(ident) is str
+        and 0 < len(ident) <= _MAX_ID
+        and kind.strip()
+        and ident.strip()
+    ):
+        return None
+    out: dict[str, Any] = {"type": kind, "id": ident}
+    if name is not None:
+        if type(name) is not str or len(name) > _MAX_STRING:
+            return None
+        out["name"] = name
+    if "metadata" in value and value["metadata"] is not None:
+        meta = _metadata_fast(value["metadata"])
+        if meta is None:
+            return None
+        if meta:
+            out["metadata"] = meta
+    return out
+
+
 def validate_event(raw: object, now: datetime) -> dict[str, Any]:
     """Check an incoming event and return its normalized fields (``occurred_at`` a datetime).
     Raises :class:`ValidationError` naming the field."""
     if not isinstance(raw, Mapping):
         raise ValidationError("an audit event must be a JSON object")
-    allowed = {"action", "occurred_at", "actor", "targets", "context", "metadata", "version"}
-    unknown = set(raw) - allowed
-    if unknown:
+    if not raw.keys() <= _EVENT_KEYS:
+        unknown = set(raw) - _EVENT_KEYS
         raise ValidationError(
             f"unknown field(s) {', '.join(sorted(map(str, unknown)))}; allowed: "
-            f"{', '.join(sorted(allowed))}",
+            f"{', '.join(sorted(_EVENT_KEYS))}",
             field=sorted(map(str, unknown))[0],
         )
     action = raw.get("action")
@@ -191,6 +243,11 @@ def validate_event(raw: object, now: datetime) -> dict[str, Any]:
     if occurred is None:
         occurred_at = now
     elif isinstance(occurred, datetime):
+        if occurred.tzinfo is None or occurred.utcoffset() is None:
+            raise ValidationError(
+                "occurred_at must carry a time zone (a naive datetime is ambiguous)",
+                field="occurred_at",
+            )
         occurred_at = occurred
     elif isinstance(occurred, str):
         occurred_at = parse_timestamp(occurred, "occurred_at")
@@ -198,13 +255,13 @@ def validate_event(raw: object, now: datetime) -> dict[str, Any]:
         raise ValidationError("occurred_at must be an ISO-8601 date-time", field="occurred_at")
     if "actor" not in raw:
         raise ValidationError("actor is required (an object with type and id)", field="actor")
-    actor = _entity(raw["actor"], "actor")
+    actor = _entity_fast(raw["actor"]) or _entity(raw["actor"], "actor")
     targets_raw = raw.get("targets", [])
     if not isinstance(targets_raw, list):
         raise ValidationError("targets must be a list of objects with type and id", field="targets")
     if len(targets_raw) > _MAX_TARGETS:
         raise ValidationError(f"at most {_MAX_TARGETS} targets are allowed", field="targets")
-    targets = [_entity(t, f"targets[{i}]") for i, t in enumerate(targets_raw)]
+    targets = [_entity_fast(t) or _entity(t, f"targets[{i}]") for i, t in enumerate(targets_raw)]
     context_raw = raw.get("context")
     if context_raw is None:
         context_raw = {}
@@ -221,6 +278,7 @@ def validate_event(raw: object, now: datetime) -> dict[str, Any]:
         text = _text(context_raw.get(key), f"context.{key}", required=False, limit=_MAX_STRING)
         if text is not None:
             context[key] = text
+    metadata = raw.get("metadata")
     version = raw.get("version", 1)
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= 1000:
         raise ValidationError("version must be a positive integer", field="version")
@@ -230,7 +288,7 @@ def validate_event(raw: object, now: datetime) -> dict[str, Any]:
         "actor": actor,
         "targets": targets,
         "context": context,
-        "metadata": _metadata(raw.get("metadata"), "metadata"),
+        "metadata": _metadata_fast(metadata) or _metadata(metadata, "metadata"),
         "version": version,
     }
 

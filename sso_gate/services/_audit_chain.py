@@ -34,7 +34,12 @@ from sso_gate._ids import new_id
 from sso_gate.audit_schema import canonical_bytes
 from sso_gate.services import _outbox
 from sso_gate.settings import Secret
-from sso_gate.store.tables import audit_chains, audit_checkpoints, audit_events
+from sso_gate.store.tables import (
+    audit_chains,
+    audit_checkpoints,
+    audit_event_targets,
+    audit_events,
+)
 
 __all__ = [
     "GENESIS",
@@ -55,6 +60,9 @@ _SET = (
     .where(audit_events.c.id == sa.bindparam("b_id"))
     .values(seq=sa.bindparam("b_seq"), hash=sa.bindparam("b_hash"))
 )
+
+
+_INSERT_TARGETS = sa.insert(audit_event_targets)
 
 
 def link(prev_hash: str, seq: int, row: Any) -> str:
@@ -81,7 +89,7 @@ class Signer:
 
 async def chain_pending(conn: AsyncConnection, signer: Signer, now: datetime) -> int:
     """Chain up to one batch of unchained events (the caller's transaction; one chainer at a
-    time). Returns how many were chained."""
+    time) and write their target rows. Returns how many were chained."""
     await _outbox.lock(conn, "audit_chain", now)
     t = audit_events
     # Ordered by (seq, id), the unchained index's own order (seq is NULL in every row here, so
@@ -116,6 +124,19 @@ async def chain_pending(conn: AsyncConnection, signer: Signer, now: datetime) ->
         if seq % CHECKPOINT_EVERY == 0:
             checkpoints.append(_checkpoint(signer, r.organization_id, seq, h, "periodic", now))
     await conn.execute(_SET, updates)
+    # the rows that index targets are written here, with the position, not at ingest
+    targets = [
+        {
+            "event_id": r.id,
+            "organization_id": r.organization_id,
+            "target_type": t["type"],
+            "target_id": t["id"],
+        }
+        for r in rows
+        for t in r.targets
+    ]
+    if targets:
+        await conn.execute(_INSERT_TARGETS, targets)
     for org, (seq, h) in heads.items():
         if org not in orgs:
             continue

@@ -22,7 +22,7 @@ import io
 import json
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -60,8 +60,41 @@ _CONTEXT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar
 _SYSTEM = {"type": "system", "id": "sso_gate", "name": "sso_gate"}
 _IDEMPOTENCY_TTL = timedelta(hours=24)
 _EXPORT_CHUNK = 1000
-_INSERT = sa.insert(audit_events)
-_INSERT_TARGETS = sa.insert(audit_event_targets)
+_COLUMNS = (
+    "id",
+    "organization_id",
+    "action",
+    "occurred_at",
+    "actor_id",
+    "actor_type",
+    "actor",
+    "targets",
+    "context",
+    "metadata",
+    "version",
+    "created_at",
+)
+_INSERT_SQLITE = (
+    f"INSERT INTO audit_events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+)
+_INSERT_POSTGRES = (
+    f"INSERT INTO audit_events ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join(f'${i}' for i in range(1, len(_COLUMNS) + 1))})"
+)
+_json = json.JSONEncoder(separators=(",", ":")).encode  # ASCII: lone surrogates stay escaped
+
+
+def _sqlite_datetime(value: datetime) -> str:
+    """The text SQLAlchemy's ``DateTime`` stores on SQLite for a UTC instant (naive UTC,
+    always six digits of microseconds)."""
+    text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
+    return text if value.microsecond else text + ".000000"
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
 CSV_COLUMNS = (
     "id",
     "occurred_at",
@@ -179,13 +212,10 @@ class AuditService:
     # -- writing -------------------------------------------------------------------------------
 
     @staticmethod
-    def _rows(
-        organization_id: str, fields: Mapping[str, Any], now: datetime
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        event_id = new_id("audit_event")
+    def _rows(organization_id: str, fields: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         actor = fields["actor"]
-        row = {
-            "id": event_id,
+        return {
+            "id": new_id("audit_event"),
             "organization_id": organization_id,
             "action": fields["action"],
             "occurred_at": fields["occurred_at"],
@@ -198,23 +228,40 @@ class AuditService:
             "version": fields["version"],
             "created_at": now,
         }
-        targets = [
-            {
-                "event_id": event_id,
-                "organization_id": organization_id,
-                "target_type": t["type"],
-                "target_id": t["id"],
-            }
-            for t in fields["targets"]
-        ]
-        return row, targets
 
-    async def _insert(
-        self, conn: AsyncConnection, rows: list[dict[str, Any]], targets: list[dict[str, Any]]
-    ) -> None:
-        await conn.execute(_INSERT, rows)
-        if targets:
-            await conn.execute(_INSERT_TARGETS, targets)
+    @staticmethod
+    async def _insert(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        """Insert event rows: one statement, parameters prepared here (JSON text, and on
+        SQLite the datetime text SQLAlchemy's DateTime stores) and handed to the driver as
+        they are. Their target rows and the actor index are written by the chainer."""
+        sqlite = conn.dialect.name == "sqlite"
+        convert = _sqlite_datetime if sqlite else _utc
+        seen: dict[datetime, Any] = {}  # created_at is one value per batch
+
+        def when(value: datetime) -> Any:
+            out = seen.get(value)
+            if out is None:
+                out = seen[value] = convert(value)
+            return out
+
+        params = [
+            (
+                r["id"],
+                r["organization_id"],
+                r["action"],
+                when(r["occurred_at"]),
+                r["actor_id"],
+                r["actor_type"],
+                _json(r["actor"]),
+                _json(r["targets"]),
+                _json(r["context"]),
+                _json(r["metadata"]),
+                r["version"],
+                when(r["created_at"]),
+            )
+            for r in rows
+        ]
+        await conn.exec_driver_sql(_INSERT_SQLITE if sqlite else _INSERT_POSTGRES, params)
 
     async def _check_org(self, conn: AsyncConnection, organization_id: str) -> None:
         if organization_id == GATE_SCOPE:
@@ -253,8 +300,8 @@ class AuditService:
                         )
                         if first is not None:
                             return first
-                    row, targets = self._rows(organization_id, fields, now)
-                    await self._insert(conn, [row], targets)
+                    row = self._rows(organization_id, fields, now)
+                    await self._insert(conn, [row])
                     if idempotency_key is not None:
                         await conn.execute(
                             sa.insert(audit_idempotency).values(
@@ -311,20 +358,17 @@ class AuditService:
         batch, naming its index)."""
         now = self._rt.clock()
         rows: list[dict[str, Any]] = []
-        targets: list[dict[str, Any]] = []
         for i, raw in enumerate(events):
             try:
                 fields = validate_event(raw, now)
             except ValidationError as exc:
                 raise ValidationError(f"event {i}: {exc.message}", field=exc.field) from None
-            row, tg = self._rows(organization_id, fields, now)
-            rows.append(row)
-            targets.extend(tg)
+            rows.append(self._rows(organization_id, fields, now))
         if not rows:
             return []
         async with self._rt.transaction() as conn:
             await self._check_org(conn, organization_id)
-            await self._insert(conn, rows, targets)
+            await self._insert(conn, rows)
         return [_row_to_event(r) for r in rows]  # type: ignore[arg-type]
 
     async def record(
@@ -352,7 +396,7 @@ class AuditService:
             email = profile.get("email")
             if isinstance(email, str) and email:
                 actor = {"type": "user", "id": str(profile.get("id") or email)[:255], "name": email}
-        row, tg = self._rows(
+        row = self._rows(
             organization_id or GATE_SCOPE,
             {
                 "action": action,
@@ -365,7 +409,7 @@ class AuditService:
             },
             self._rt.clock(),
         )
-        await self._insert(conn, [row], tg)
+        await self._insert(conn, [row])
 
     async def record_event(self, conn: AsyncConnection, event: Event) -> None:
         """Audit entry for a gate event (hooked into ``EventsService.record``)."""
@@ -392,7 +436,9 @@ class AuditService:
         if actions:
             conds.append(t.c.action.in_(list(actions)))
         if actor_ids:
+            # the actor index holds chained rows only (see _chained)
             conds.append(t.c.actor_id.in_(list(actor_ids)))
+            conds.append(t.c.seq.is_not(None))
         if target_ids or target_types:
             sub = sa.select(tt.c.event_id).where(tt.c.organization_id == organization_id)
             if target_ids:
@@ -426,6 +472,8 @@ class AuditService:
         conds = self._filters(
             organization_id, actions, actor_ids, target_ids, target_types, range_start, range_end
         )
+        if actor_ids or target_ids or target_types:
+            await self._chained(organization_id)
         async with self._rt.read() as conn:
             rows, b, a = await repo.paginate(
                 conn, audit_events, conds, limit=limit, before=before, after=after, order="desc"
@@ -458,7 +506,26 @@ class AuditService:
         conds = self._filters(
             organization_id, actions, actor_ids, target_ids, target_types, range_start, range_end
         )
+        if actor_ids or target_ids or target_types:
+            await self._chained(organization_id)
         return self._export(conds, fmt)
+
+    async def _chained(self, organization_id: str) -> None:
+        """Actor and target filters read what the chainer writes (the actor index and the
+        target rows), so chain the backlog first when this organization has unchained events:
+        the answer then covers every event committed before the query. With the worker
+        running the backlog is a moment's worth of events, usually none."""
+        t = audit_events
+        async with self._rt.read() as conn:
+            pending = (
+                await conn.execute(
+                    sa.select(t.c.id)
+                    .where(t.c.seq.is_(None), t.c.organization_id == organization_id)
+                    .limit(1)
+                )
+            ).first()
+        if pending is not None:
+            await self.chain()
 
     async def _export(
         self, conds: Sequence[sa.ColumnElement[bool]], fmt: ExportFormat

@@ -17,6 +17,7 @@ from sso_gate import SSOGate, ValidationError
 from sso_gate.exceptions import ConflictError, NotFoundError
 from sso_gate.services.audit import request_context
 from sso_gate.store.tables import audit_chains, audit_events
+from tests.conftest import make_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -209,6 +210,65 @@ async def test_query_filters_and_pagination(gate: SSOGate, org_id: str) -> None:
     with pytest.raises(ValidationError):
         now = gate._rt.clock()
         await gate.audit.list(org_id, range_start=now, range_end=now - timedelta(days=1))
+
+
+async def test_actor_and_target_filters_see_events_not_chained_yet(
+    gate: SSOGate, org_id: str
+) -> None:
+    """The actor index and the target rows are written by the chainer, not at ingest: a
+    query by actor or target chains the organization's backlog first, and each target row
+    is written once however often that happens."""
+    from sso_gate.store.tables import audit_event_targets
+
+    async def target_rows() -> int:
+        """Target rows of this test's invoice events (the organization's creation has its
+        own audit entry)."""
+        async with gate._rt.read() as c:
+            q = (
+                sa.select(sa.func.count())
+                .select_from(audit_event_targets.join(audit_events))
+                .where(audit_events.c.action == "invoice.paid")
+            )
+            return int((await c.execute(q)).scalar_one())
+
+    await gate.audit.emit_many(
+        org_id,
+        [
+            event(
+                actor={"type": "user", "id": f"user_{i % 3}"},
+                targets=[
+                    {"type": "invoice", "id": f"inv_{i}"},
+                    {"type": "team", "id": "t1"},
+                ],
+            )
+            for i in range(9)
+        ],
+    )
+    assert await target_rows() == 0  # nothing chained yet
+    async with gate._rt.read() as c:
+        unchained = sa.select(sa.func.count()).where(
+            audit_events.c.seq.is_(None), audit_events.c.action == "invoice.paid"
+        )
+        assert (await c.execute(unchained)).scalar_one() == 9
+    assert len((await gate.audit.list(org_id, actor_ids=["user_1"])).data) == 3
+    assert await target_rows() == 18  # chained by that query, targets written
+    await gate.audit.emit(org_id, event(targets=[{"type": "invoice", "id": "inv_new"}]))
+    assert [
+        e.targets[0]["id"] for e in (await gate.audit.list(org_id, target_ids=["inv_new"])).data
+    ] == ["inv_new"]
+    assert len((await gate.audit.list(org_id, target_types=["team"])).data) == 9
+    export = await _collect(await gate.audit.export(org_id, "ndjson", actor_ids=["user_1"]))
+    assert len(export.splitlines()) == 4  # user_1 x3 + the one above (event()'s actor)
+    await gate.audit.chain()
+    assert await target_rows() == 19
+
+
+async def test_naive_occurred_at_is_refused(gate: SSOGate, org_id: str) -> None:
+    from datetime import datetime
+
+    with pytest.raises(ValidationError) as exc:
+        await gate.audit.emit(org_id, event(occurred_at=datetime(2026, 11, 28, 10)))
+    assert exc.value.field == "occurred_at" and "time zone" in exc.value.message
 
 
 async def _collect(stream: Any) -> bytes:
@@ -439,3 +499,54 @@ async def test_retention_is_bounded(gate: SSOGate, org_id: str) -> None:
         await gate.audit.set_retention(org_id, 10**12)
     await gate.audit.set_retention(org_id, 36_500)
     assert await gate.audit.purge() == 0
+
+
+async def test_migration_0006_rewrites_the_target_rows_of_the_backlog(database_url: str) -> None:
+    """Upgrading from 0005: target rows written at ingest for events not chained yet are
+    removed (the chainer writes them again), so every target row exists exactly once."""
+    from sso_gate.store.db import migrate
+    from sso_gate.store.tables import audit_event_targets
+
+    g = SSOGate(make_settings(database_url))
+    try:
+        await migrate(g._rt.engine, "0005")
+        org = (await g.organizations.create("Acme")).id
+        async with g._rt.transaction() as c:
+            for i in range(3):
+                eid = f"audit_event_0000000000000000000000000{i}"
+                await c.execute(
+                    sa.insert(audit_events).values(
+                        id=eid,
+                        organization_id=org,
+                        action="invoice.paid",
+                        occurred_at=g._rt.clock(),
+                        actor_id="user_1",
+                        actor_type="user",
+                        actor={"type": "user", "id": "user_1"},
+                        targets=[{"type": "invoice", "id": f"inv_{i}"}],
+                        context={},
+                        metadata={},
+                        version=1,
+                        created_at=g._rt.clock(),
+                    )
+                )
+                await c.execute(
+                    sa.insert(audit_event_targets).values(
+                        event_id=eid,
+                        organization_id=org,
+                        target_type="invoice",
+                        target_id=f"inv_{i}",
+                    )
+                )
+        await g.migrate()
+        assert len((await g.audit.list(org, target_ids=["inv_1"])).data) == 1
+        async with g._rt.read() as c:
+            q = (
+                sa.select(audit_event_targets.c.target_id)
+                .select_from(audit_event_targets.join(audit_events))
+                .where(audit_events.c.action == "invoice.paid")
+            )
+            assert sorted((await c.execute(q)).scalars()) == ["inv_0", "inv_1", "inv_2"]
+        assert (await g.audit.verify(org)).ok
+    finally:
+        await g.aclose()
