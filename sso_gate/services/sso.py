@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from cachetools import TTLCache
 from joserfc.jwk import KeySet
@@ -34,6 +36,9 @@ from sso_gate.services.events import EventsService
 __all__ = ["SSOService"]
 
 log = logging.getLogger("sso_gate.sso")
+T = TypeVar("T")
+_STALE_FOR = 24 * 3600  # seconds a last good discovery document or JWKS may stand in
+_COOLDOWN = 60.0  # seconds before an IdP whose refresh failed is asked again
 _MAX_DOC = 1024 * 1024
 _STANDARD_CLAIMS = ("email", "given_name", "family_name", "groups", "role", "roles")
 
@@ -45,6 +50,10 @@ class SSOService:
         self._events = events
         self._discovery: TTLCache[str, ProviderMetadata] = TTLCache(maxsize=10_000, ttl=3600)
         self._jwks: TTLCache[str, KeySet] = TTLCache(maxsize=10_000, ttl=3600)
+        # last good documents, used for up to a day when a refresh after expiry fails
+        self._last: TTLCache[str, Any] = TTLCache(maxsize=20_000, ttl=_STALE_FOR)
+        # url -> monotonic time before which a failed refresh is not tried again
+        self._cooldown: TTLCache[str, float] = TTLCache(maxsize=20_000, ttl=_COOLDOWN)
 
     # -- HTTP ----------------------------------------------------------------------------------
 
@@ -82,23 +91,57 @@ class SSOService:
             raise IdPUnavailableError(f"{what} response is not JSON", code="idp_bad_response")
         return doc
 
+    async def _refresh(self, url: str, what: str, load: Callable[[Any], T]) -> T:
+        """Fetch and parse a document after its cache entry expired. When the IdP cannot be
+        reached (down, slow, an HTTP error, not JSON), the last good document is used for up to
+        ``_STALE_FOR`` with a warning, and the IdP is not asked again for ``_COOLDOWN`` (so
+        an outage does not make every sign-in wait for the timeout). A document that arrives
+        but is wrong is never papered over."""
+        stale = self._last.get(url)
+        if stale is not None and self._cooldown.get(url, 0.0) > time.monotonic():
+            return cast(T, stale)
+        try:
+            doc = await self._fetch_json("GET", url, what)
+        except IdPUnavailableError as exc:
+            if stale is None:
+                raise
+            self._cooldown[url] = time.monotonic() + _COOLDOWN
+            log.warning(
+                "%s refresh failed (%s); using the last good document for now",
+                what,
+                exc.message,
+                extra={"url": url, "code": exc.code},
+            )
+            return cast(T, stale)
+        value = load(doc)  # a wrong document is refused, never replaced by the last good one
+        self._last[url] = value
+        return value
+
     async def metadata(self, connection: Connection) -> ProviderMetadata:
         assert connection.oidc is not None
         issuer = connection.oidc.issuer
         meta = self._discovery.get(issuer)
         if meta is None:
-            doc = await self._fetch_json("GET", discovery_url(issuer), "discovery")
-            meta = parse_discovery(
-                doc, expected_issuer=issuer, allow_http=self._rt.settings.http_idp_allowed
+            meta = await self._refresh(
+                discovery_url(issuer),
+                "discovery",
+                lambda doc: parse_discovery(
+                    doc, expected_issuer=issuer, allow_http=self._rt.settings.http_idp_allowed
+                ),
             )
             self._discovery[issuer] = meta
         return meta
 
     async def _keys(self, meta: ProviderMetadata, refresh: bool = False) -> KeySet:
-        keys = None if refresh else self._jwks.get(meta.jwks_uri)
-        if keys is None:
+        if refresh:  # an unknown kid: only fresh keys can answer that
             keys = parse_jwks(await self._fetch_json("GET", meta.jwks_uri, "JWKS"))
-            self._jwks[meta.jwks_uri] = keys
+            self._last[meta.jwks_uri] = keys
+        else:
+            cached = self._jwks.get(meta.jwks_uri)
+            if cached is not None:
+                return cached
+            keys = await self._refresh(meta.jwks_uri, "JWKS", parse_jwks)
+        self._jwks[meta.jwks_uri] = keys
         return keys
 
     # -- start ---------------------------------------------------------------------------------

@@ -50,6 +50,8 @@ class FakeIdP:
     discovery_overrides: dict[str, Any] = field(default_factory=dict)
     userinfo: dict[str, Any] | None = None
     down: bool = False
+    failing: set[str] = field(default_factory=set)  # paths answering 503
+    discovery_fetches: int = 0
     jwks_fetches: int = 0
     token_requests: list[httpx.Request] = field(default_factory=list)
     email: str = "alice@acme.test"
@@ -123,7 +125,10 @@ class FakeIdP:
         if self.down:
             raise httpx.ConnectTimeout("timed out", request=request)
         path = request.url.path
+        if path in self.failing:
+            return httpx.Response(503, text="unavailable")
         if path == "/.well-known/openid-configuration":
+            self.discovery_fetches += 1
             return httpx.Response(200, json=self.discovery())
         if path == "/jwks":
             self.jwks_fetches += 1

@@ -322,6 +322,7 @@ async def test_idp_error_response(env: Env) -> None:
 
 async def test_idp_unreachable_is_a_clear_502(env: Env) -> None:
     env.gate.sso._discovery.clear()
+    env.gate.sso._last.clear()  # never fetched: no last good document either
     env.idp.down = True
     r = await env.client.get("/sso-gate/sso/authorize?email=alice@acme.test")
     assert r.status_code == 502 and "idp_timeout" in r.text
@@ -332,10 +333,45 @@ async def test_idp_unreachable_is_a_clear_502(env: Env) -> None:
 
 
 async def test_discovery_issuer_mismatch_refused(env: Env) -> None:
+    await env.login()  # a last good document exists: a wrong one is still refused
     env.gate.sso._discovery.clear()
     env.idp.discovery_overrides = {"issuer": "https://other.test"}
     r = await env.client.get("/sso-gate/sso/authorize?email=alice@acme.test")
     assert r.status_code == 502 and "does not match" in r.text
+
+
+async def test_expired_discovery_and_jwks_fall_back_to_the_last_good_ones(env: Env) -> None:
+    """Cache expiry during an IdP outage: the last good discovery document and JWKS keep
+    sign-ins working (with a warning), and the IdP is not asked again for a minute."""
+    assert (await env.login()).status_code == 303
+    env.gate.sso._discovery.clear()  # both expire
+    env.gate.sso._jwks.clear()
+    env.idp.failing = {"/.well-known/openid-configuration", "/jwks"}
+    fetches = env.idp.discovery_fetches, env.idp.jwks_fetches
+    r = await env.login()
+    assert r.status_code == 303 and "sso-gate" not in r.headers["location"], r.text
+    env.gate.sso._discovery.clear()
+    env.gate.sso._jwks.clear()
+    assert (await env.login()).status_code == 303  # within the cool-down: not asked again
+    assert (env.idp.discovery_fetches, env.idp.jwks_fetches) == fetches
+    env.gate.sso._cooldown.clear()  # a minute later the IdP is back
+    env.idp.failing = set()
+    env.gate.sso._discovery.clear()
+    env.gate.sso._jwks.clear()
+    assert (await env.login()).status_code == 303
+    assert env.idp.discovery_fetches == fetches[0] + 1 and env.idp.jwks_fetches == fetches[1] + 1
+
+
+async def test_unknown_kid_needs_fresh_keys(env: Env) -> None:
+    """A token signed with a key the last good JWKS does not have is refused while the JWKS
+    endpoint is down: stale keys stand in only for keys they contain."""
+    assert (await env.login()).status_code == 303
+    env.idp.key = new_key("k2")
+    env.idp.published = [env.idp.key]
+    env.gate.sso._jwks.clear()
+    env.idp.failing = {"/jwks"}
+    r = await env.login()
+    assert r.status_code == 502 and "idp_http_error" in r.text
 
 
 async def test_unknown_connection(env: Env) -> None:
