@@ -137,6 +137,8 @@ class Settings:
     webhook_disable_after: int = 5 * 24 * 3600
     webhook_secret_grace: int = 24 * 3600
     event_retention_days: int = 30
+    # the SCIM request log (admin portal "recent provisioning requests"), purged by the worker
+    scim_log_retention_days: int = 30
     # CIDRs of reverse proxies whose X-Forwarded-For is believed (audit context, rate limits)
     trusted_proxies: tuple[str, ...] = ()
     # abuse controls (web/_ratelimit.py): per client IP, organization, directory or key; None =
@@ -240,6 +242,7 @@ class Settings:
             ("WEBHOOK_DISABLE_AFTER", "webhook_disable_after"),
             ("WEBHOOK_SECRET_GRACE", "webhook_secret_grace"),
             ("EVENT_RETENTION_DAYS", "event_retention_days"),
+            ("SCIM_LOG_RETENTION_DAYS", "scim_log_retention_days"),
             ("PORTAL_SESSION_LIFETIME", "portal_session_lifetime"),
         ):
             if (raw := get(name)) is not None:
@@ -451,6 +454,7 @@ class Settings:
             ("SSO_GATE_WEBHOOK_DISABLE_AFTER", self.webhook_disable_after, 0),
             ("SSO_GATE_WEBHOOK_SECRET_GRACE", self.webhook_secret_grace, 0),
             ("SSO_GATE_EVENT_RETENTION_DAYS", self.event_retention_days, 1),
+            ("SSO_GATE_SCIM_LOG_RETENTION_DAYS", self.scim_log_retention_days, 1),
         ):
             if number < low:
                 raise ConfigurationError(f"{name} must be at least {low}, got {number}")

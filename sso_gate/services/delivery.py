@@ -49,6 +49,7 @@ from sso_gate.services._runtime import Runtime
 from sso_gate.services.audit import AuditService
 from sso_gate.services.audit_streams import AuditStreamsService
 from sso_gate.services.events import EventsService
+from sso_gate.services.housekeeping import Housekeeping
 from sso_gate.services.webhooks import WebhooksService, endpoint_from_row, signing_secrets
 from sso_gate.store.tables import (
     events,
@@ -118,7 +119,8 @@ class DeliveryWorker:
         self._http = http
         self._clients: list[httpx.AsyncClient] = []
         self._wake = asyncio.Event()
-        self._last_purge = 0.0
+        self._last_purge = float("-inf")  # the first pass purges (monotonic time may be < 1 h)
+        self.housekeeping = Housekeeping(rt)
         self._is_sqlite = rt.engine.dialect.name == "sqlite"
         self._has_lease = False
         events_service.committed_listeners.append(self.wake)
@@ -205,6 +207,9 @@ class DeliveryWorker:
                 purged = await self._audit.purge()
                 if purged:
                     log.info("purged %d audit events older than their retention", purged)
+            swept = await self.housekeeping.purge()
+            if any(swept.values()):
+                log.info("purged expired rows: %s", swept)
         jobs = await self._claim()
         if jobs:
             results = await self._send_all(jobs)
