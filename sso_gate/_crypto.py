@@ -54,6 +54,22 @@ class SecretBox:
         ct = aead.encrypt(nonce, plaintext.encode(), associated.encode())
         return f"v1.{kid}.{base64.urlsafe_b64encode(nonce + ct).decode()}"
 
+    @property
+    def kids(self) -> tuple[str, ...]:
+        """Ids of the configured keys, the encrypting one first."""
+        return tuple(kid for kid, _ in self._keys)
+
+    @property
+    def current_kid(self) -> str:
+        """The id of the key that encrypts (the first secret key)."""
+        return self._keys[0][0]
+
+    @staticmethod
+    def kid_of(token: str) -> str | None:
+        """The id of the key that sealed ``token`` (``None`` if it is not a sealed value)."""
+        parts = token.split(".", 2)
+        return parts[1] if len(parts) == 3 and parts[0] == "v1" else None
+
     def decrypt(self, token: str, associated: str = "") -> str:
         try:
             version, kid, body = token.split(".", 2)

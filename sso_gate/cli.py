@@ -1,5 +1,5 @@
 """The ``sso-gate`` command: ``demo``, ``migrate``, ``worker``, ``org``, ``connection``,
-``directory``, ``webhook``, ``events``, ``audit``."""
+``directory``, ``webhook``, ``events``, ``audit``, ``keys``."""
 
 from __future__ import annotations
 
@@ -381,6 +381,26 @@ def directory_users_cmd(directory_id: str, limit: int) -> None:
         return (await gate.directories.list_users(directory_id=directory_id, limit=limit)).to_dict()
 
     _print(_run(go))
+
+
+@cli.group("keys")
+def keys_group() -> None:
+    """SSO_GATE_SECRET_KEYS rotation."""
+
+
+@keys_group.command("reseal")
+def keys_reseal() -> None:
+    """Re-encrypt stored secrets and re-sign audit chain heads and checkpoints with the first
+    key of SSO_GATE_SECRET_KEYS, so older keys can be removed. Exit status 2 when values sealed
+    by a key no longer configured, or signatures no key verifies, were found (listed)."""
+
+    async def go(gate: Any) -> Any:
+        return (await gate.keys.reseal()).to_dict()
+
+    report = _run(go)
+    _print(report)
+    if not report["ok"]:
+        sys.exit(2)
 
 
 cli.add_command(webhook_group)

@@ -22,6 +22,7 @@ from sso_gate.services.directories import DirectoriesService
 from sso_gate.services.domains import DomainVerificationService
 from sso_gate.services.events import EventsService, Subscriber
 from sso_gate.services.health import HealthService
+from sso_gate.services.keys import KeyRotation
 from sso_gate.services.organizations import OrganizationsService
 from sso_gate.services.portal import PortalService
 from sso_gate.services.routing import RoutingService
@@ -87,6 +88,7 @@ class SSOGate:
         )
         self.events = EventsService(self._rt)
         self.audit = AuditService(self._rt)
+        self.keys = KeyRotation(self._rt)
         self.events.auditor = self.audit
         self.routing = RoutingService(self._rt)
         self.organizations = OrganizationsService(self._rt, self.events, self.routing)
