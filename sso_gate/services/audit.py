@@ -432,7 +432,7 @@ class AuditService:
         if range_start and range_end and range_start >= range_end:
             raise ValidationError("range_start must be before range_end", field="range_start")
         t, tt = audit_events, audit_event_targets
-        conds: list[sa.ColumnElement[bool]] = [t.c.organization_id == organization_id]
+        conds: list[sa.ColumnElement[bool]] = [self._scope(organization_id)]
         if actions:
             conds.append(t.c.action.in_(list(actions)))
         if actor_ids:
@@ -451,6 +451,25 @@ class AuditService:
         if range_end is not None:
             conds.append(t.c.occurred_at < range_end)
         return conds
+
+    def _scope(self, organization_id: str) -> sa.ColumnElement[bool]:
+        """The organization condition of queries that page by id. On PostgreSQL it is written
+        as a range and the organization leads the ORDER BY (``_LEADING``): with an equality
+        the planner may walk the primary key backwards expecting this organization's rows
+        among the newest, and when another organization wrote the newest rows it read past
+        all of them (100,000 rows: ~180 ms for a first page). With the organization in the
+        order only the ``(organization_id, …, id)`` indexes can serve the query. SQLite plans
+        the equality well and keeps it (a range there would stop the action index)."""
+        col = audit_events.c.organization_id
+        if self._rt.engine.dialect.name == "postgresql":
+            return sa.and_(col >= organization_id, col <= organization_id)
+        return col == organization_id
+
+    @property
+    def _leading(self) -> tuple[sa.ColumnElement[Any], ...]:
+        if self._rt.engine.dialect.name == "postgresql":
+            return (audit_events.c.organization_id,)
+        return ()
 
     async def list(
         self,
@@ -476,7 +495,14 @@ class AuditService:
             await self._chained(organization_id)
         async with self._rt.read() as conn:
             rows, b, a = await repo.paginate(
-                conn, audit_events, conds, limit=limit, before=before, after=after, order="desc"
+                conn,
+                audit_events,
+                conds,
+                limit=limit,
+                before=before,
+                after=after,
+                order="desc",
+                leading=self._leading,
             )
         return ListPage(tuple(_row_to_event(r) for r in rows), b, a)
 
@@ -541,7 +567,10 @@ class AuditService:
             async with self._rt.read() as conn:
                 rows = (
                     await conn.execute(
-                        sa.select(t).where(*where).order_by(t.c.id.desc()).limit(_EXPORT_CHUNK)
+                        sa.select(t)
+                        .where(*where)
+                        .order_by(*(c.desc() for c in (*self._leading, t.c.id)))
+                        .limit(_EXPORT_CHUNK)
                     )
                 ).all()
             if not rows:

@@ -50,8 +50,12 @@ async def paginate(
     before: str | None = None,
     after: str | None = None,
     order: Order = "desc",
+    leading: Sequence[sa.ColumnElement[Any]] = (),
 ) -> tuple[list[Row], str | None, str | None]:
     """Cursor pagination over time-sortable ids, WorkOS style.
+
+    ``leading``: columns ``where`` holds constant, ordered before the id (the same direction),
+    so only an index that starts with them can give the order (see ``AuditService._scope``).
 
     Returns ``(rows, before_cursor, after_cursor)``: ``after`` is the id to pass to get the next
     page in ``order``; ``before`` the id to pass to get the previous page. ``None`` when there is
@@ -69,7 +73,7 @@ async def paginate(
     stmt = (
         sa.select(table)
         .where(*conds)
-        .order_by(id_col.desc() if descending else id_col.asc())
+        .order_by(*(c.desc() if descending else c.asc() for c in (*leading, id_col)))
         .limit(limit + 1)
     )
     rows = [r._mapping for r in (await conn.execute(stmt)).all()]
