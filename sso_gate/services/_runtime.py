@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -20,6 +22,11 @@ from sso_gate.store.onetime import OneTimeStore
 
 __all__ = ["Runtime"]
 
+# Set while this task is inside a SQLite write transaction (see Runtime.transaction).
+_in_sqlite_write: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "sso_gate_in_sqlite_write", default=False
+)
+
 
 @dataclasses.dataclass
 class Runtime:
@@ -30,13 +37,36 @@ class Runtime:
     http: httpx.AsyncClient
     box: SecretBox
     metrics: GateMetrics = dataclasses.field(default_factory=GateMetrics)
+    _sqlite_writer: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = dataclasses.field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction; a database outage becomes :class:`StorageUnavailableError`."""
-        with _outage_as_503():
-            async with self.engine.begin() as conn:
-                yield conn
+        """A write transaction; a database outage becomes :class:`StorageUnavailableError`.
+
+        On SQLite this process's write transactions take turns (first come, first served) on
+        an ``asyncio.Lock``: SQLite allows one writer, and waiting for it in SQLite's busy
+        handler (sleeps of up to 100 ms between tries, newest waiters favoured) made the slowest
+        of a burst of concurrent writes wait seconds (load test: SCIM POSTs at 8 connections,
+        p99 2.2 s). A transaction opened inside another one in the same task does not wait for
+        itself. Other processes on the same file still meet the busy timeout."""
+        if self.engine.dialect.name != "sqlite" or _in_sqlite_write.get():
+            with _outage_as_503():
+                async with self.engine.begin() as conn:
+                    yield conn
+            return
+        loop = asyncio.get_running_loop()
+        if self._sqlite_writer is None or self._sqlite_writer[0] is not loop:
+            self._sqlite_writer = (loop, asyncio.Lock())  # a lock serves one event loop
+        async with self._sqlite_writer[1]:
+            token = _in_sqlite_write.set(True)
+            try:
+                with _outage_as_503():
+                    async with self.engine.begin() as conn:
+                        yield conn
+            finally:
+                _in_sqlite_write.reset(token)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
