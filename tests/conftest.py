@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from hypothesis import core as _hypothesis_core
@@ -20,8 +23,50 @@ from sso_gate.settings import Secret
 # of its example. Give the printer back (schemathesis' own items hide Hypothesis' output anyway).
 _hypothesis_core.RepresentationPrinter = _hypothesis_pretty.RepresentationPrinter  # type: ignore[misc]
 
-POSTGRES_URL = os.environ.get("SSO_GATE_TEST_POSTGRES_URL")
-REDIS_URL = os.environ.get("SSO_GATE_TEST_REDIS_URL")
+# Under pytest-xdist each worker process ("gw0", "gw1", …) has databases of its own: PostgreSQL
+# database <name>_gw<N> next to the configured one (created when missing) and Redis database
+# number <db> - N (mod 16). Tests never share one between processes.
+T = TypeVar("T")
+
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_WORKER_INDEX = int(XDIST_WORKER[2:]) if XDIST_WORKER.startswith("gw") else None
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(coro)``, in a thread of its own when this thread already runs an event loop
+    (Playwright's sync API does, in the browser tests)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` naming the PostgreSQL database ``name`` instead."""
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+def database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+def _worker_redis(url: str | None) -> str | None:
+    if url is None or _WORKER_INDEX is None:
+        return url
+    parts = urlsplit(url)
+    db = int(parts.path.lstrip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(db - _WORKER_INDEX) % 16}"))
+
+
+POSTGRES_BASE_URL = os.environ.get("SSO_GATE_TEST_POSTGRES_URL")
+POSTGRES_URL = (
+    with_database(POSTGRES_BASE_URL, f"{database_name(POSTGRES_BASE_URL)}_{XDIST_WORKER}")
+    if POSTGRES_BASE_URL and _WORKER_INDEX is not None
+    else POSTGRES_BASE_URL
+)
+REDIS_URL = _worker_redis(os.environ.get("SSO_GATE_TEST_REDIS_URL"))
 
 BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_URL else [])
 
@@ -31,30 +76,171 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def _reset_postgres(url: str) -> None:
-    import asyncio
+# The schema fingerprint (tables, columns, indexes, Alembic revision) of each PostgreSQL database
+# this process has migrated from scratch, and the tables to empty between tests.
+_MIGRATED: dict[str, tuple[str, tuple[str, ...]]] = {}
 
+
+def _pg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+def _reset_postgres(url: str) -> None:
+    """Drop every table of the PostgreSQL database ``url``: an empty, unmigrated schema."""
     import asyncpg
 
     async def go() -> None:
-        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        conn = await asyncpg.connect(_pg_dsn(url))
         try:
             await conn.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
         finally:
             await conn.close()
 
-    asyncio.run(go())
+    run_sync(go())
+    _MIGRATED.pop(url, None)
+
+
+def _ensure_database(name: str) -> None:
+    """Create the PostgreSQL database ``name`` (on the configured server) unless it exists."""
+    import asyncpg
+
+    assert POSTGRES_BASE_URL is not None
+
+    async def go() -> None:
+        conn = await asyncpg.connect(_pg_dsn(POSTGRES_BASE_URL))
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                try:
+                    await conn.execute(f'CREATE DATABASE "{name}"')
+                except asyncpg.DuplicateDatabaseError:  # created meanwhile by another process
+                    pass
+        finally:
+            await conn.close()
+
+    run_sync(go())
+
+
+def postgres_database(suffix: str) -> str:
+    """A PostgreSQL database of its own, ``<test database>_<suffix>``, empty and unmigrated,
+    for fixtures that outlive one test (a session's end-to-end stack): the test database itself
+    is emptied before every test that uses ``database_url``. Kept after the run (dropping a
+    database costs a checkpoint); emptied again when it is next used."""
+    assert POSTGRES_URL is not None
+    name = f"{database_name(POSTGRES_URL)}_{suffix}"
+    _ensure_database(name)
+    url = with_database(POSTGRES_URL, name)
+    _reset_postgres(url)
+    return url
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if POSTGRES_URL is not None and POSTGRES_URL != POSTGRES_BASE_URL:
+        _ensure_database(database_name(POSTGRES_URL))  # this xdist worker's own database
+
+
+_FINGERPRINT = """
+SELECT md5(coalesce(string_agg(c.relname || '.' || a.attname || ':' || a.atttypid::text
+                               || ':' || a.attnotnull::text, ',' ORDER BY c.relname, a.attnum), '')
+           || coalesce((SELECT string_agg(version_num, ',') FROM public.alembic_version), ''))
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND a.attnum > 0 AND NOT a.attisdropped
+"""
+
+
+def _empty_postgres(url: str) -> None:
+    """The PostgreSQL database ``url`` migrated to head with every table empty.
+
+    The first call of a test process drops the schema and migrates it from scratch (the
+    migrations run on every test session); later calls only TRUNCATE the tables, about ten times
+    faster than dropping and migrating again, as long as the schema is still the one migrated
+    (a test that dropped or changed it gets a fresh migration).
+    """
+    import asyncpg
+
+    from sso_gate.store.db import create_engine, migrate
+
+    async def truncated() -> bool:
+        known = _MIGRATED.get(url)
+        if known is None:
+            return False
+        conn = await asyncpg.connect(_pg_dsn(url))
+        try:
+            try:
+                fingerprint = await conn.fetchval(_FINGERPRINT)
+            except asyncpg.UndefinedTableError:  # no alembic_version: not migrated
+                return False
+            if fingerprint != known[0]:
+                return False
+            await conn.execute(f"TRUNCATE {', '.join(known[1])} RESTART IDENTITY CASCADE")
+            return True
+        finally:
+            await conn.close()
+
+    async def migrated() -> None:
+        engine = create_engine(url)
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+        conn = await asyncpg.connect(_pg_dsn(url))
+        try:
+            fingerprint = await conn.fetchval(_FINGERPRINT)
+            names = await conn.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                " AND tablename <> 'alembic_version' ORDER BY tablename"
+            )
+            tables = tuple(f'public."{r[0]}"' for r in names)
+            # the migrations write no rows: emptied tables are the freshly migrated state
+            for table in tables:
+                assert not await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})"), table
+        finally:
+            await conn.close()
+        _MIGRATED[url] = (fingerprint, tables)
+
+    if not run_sync(truncated()):
+        _reset_postgres(url)
+        run_sync(migrated())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "unmigrated: database_url is an empty, unmigrated PostgreSQL database (implied by a test"
+        " name containing 'migrat'), not the migrated one with emptied tables",
+    )
+
+
+def wants_unmigrated(node: pytest.Item) -> bool:
+    return node.get_closest_marker("unmigrated") is not None or "migrat" in node.name
 
 
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: a SQLite file, or the PostgreSQL test database wiped."""
+    """An empty database: a new SQLite file (not migrated yet), or the PostgreSQL test database
+    with every table emptied, already migrated (``gate.migrate()`` finds it current; tests of the
+    migrations themselves, marked ``unmigrated`` or named ``*migrat*``, get it unmigrated)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'gate.db'}"
     else:
         assert POSTGRES_URL is not None
-        _reset_postgres(POSTGRES_URL)
+        if wants_unmigrated(request.node):
+            _reset_postgres(POSTGRES_URL)
+        else:
+            _empty_postgres(POSTGRES_URL)
         yield POSTGRES_URL
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """An empty, unmigrated database for the fixtures of a whole test module: a new SQLite file,
+    or a PostgreSQL database of its own (:func:`postgres_database`)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('module-db') / 'gate.db'}"
+    return postgres_database("module")
 
 
 @pytest.fixture

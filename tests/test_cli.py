@@ -12,10 +12,10 @@ from sso_gate.cli import cli
 
 
 @pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+def runner(database_url: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.setenv("SSO_GATE_SECRET_KEYS", "cli-test-key-0123456789")
     monkeypatch.setenv("SSO_GATE_BASE_URL", "https://app.example.com")
-    monkeypatch.setenv("SSO_GATE_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("SSO_GATE_DATABASE_URL", database_url)
     return CliRunner()
 
 

@@ -37,10 +37,10 @@ def event(action: str = "invoice.paid", **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+def runner(database_url: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.setenv("SSO_GATE_SECRET_KEYS", KEY)
     monkeypatch.setenv("SSO_GATE_BASE_URL", "https://app.example.com")
-    monkeypatch.setenv("SSO_GATE_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("SSO_GATE_DATABASE_URL", database_url)
     r = CliRunner()
     assert r.invoke(cli, ["migrate"]).exit_code == 0
     return r
@@ -247,14 +247,14 @@ def test_export_is_streamed_chunk_by_chunk(
     assert len(out.read_text().splitlines()) == 6
 
 
-def _gate(tmp_path: Path) -> SSOGate:
+def _gate(database_url: str) -> SSOGate:
     """A gate on the CLI's database, with its key (for tampering and ageing rows)."""
-    return SSOGate(make_settings(f"sqlite:///{tmp_path / 'cli.db'}", secret_keys=(Secret(KEY),)))
+    return SSOGate(make_settings(database_url, secret_keys=(Secret(KEY),)))
 
 
-def _tamper(tmp_path: Path, org: str) -> str:
+def _tamper(database_url: str, org: str) -> str:
     async def go() -> str:
-        gate = _gate(tmp_path)
+        gate = _gate(database_url)
         try:
             page = await gate.audit.list(org, actions=["invoice.paid"])
             victim = page.data[0].id
@@ -271,7 +271,7 @@ def _tamper(tmp_path: Path, org: str) -> str:
     return asyncio.run(go())
 
 
-def test_verify(runner: CliRunner, org: str, tmp_path: Path) -> None:
+def test_verify(runner: CliRunner, org: str, database_url: str) -> None:
     ok(
         runner,
         "audit",
@@ -287,7 +287,7 @@ def test_verify(runner: CliRunner, org: str, tmp_path: Path) -> None:
     assert report["ok"] is True and report["checked"] == 3
     assert "intact: 3 event(s)" in r.stderr
 
-    victim = _tamper(tmp_path, org)
+    victim = _tamper(database_url, org)
     r = runner.invoke(cli, ["audit", "verify", "--org", org])
     assert r.exit_code == 2, r.output
     report = json.loads(r.stdout)
@@ -299,7 +299,7 @@ def test_verify(runner: CliRunner, org: str, tmp_path: Path) -> None:
     assert "[organization_not_found]" in r.stderr
 
 
-def test_retention_and_purge(runner: CliRunner, org: str, tmp_path: Path) -> None:
+def test_retention_and_purge(runner: CliRunner, org: str, database_url: str) -> None:
     assert ok(runner, "audit", "retention", "--org", org) == {
         "organization_id": org,
         "retention_days": None,
@@ -318,7 +318,7 @@ def test_retention_and_purge(runner: CliRunner, org: str, tmp_path: Path) -> Non
     ok(runner, "audit", "emit", "--org", org, "--json", json.dumps(old))
 
     async def age() -> None:  # written 31 days ago, as far as retention is concerned
-        gate = _gate(tmp_path)
+        gate = _gate(database_url)
         t = audit_events
         async with gate._rt.transaction() as conn:
             for row in (await conn.execute(sa.select(t.c.id, t.c.created_at))).all():

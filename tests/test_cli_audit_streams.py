@@ -54,11 +54,11 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+def runner(database_url: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.setenv("SSO_GATE_SECRET_KEYS", "cli-test-key-0123456789")
     monkeypatch.setenv("SSO_GATE_BASE_URL", "http://localhost:8000")
     monkeypatch.setenv("SSO_GATE_ENVIRONMENT", "development")  # plain http to the receiver
-    monkeypatch.setenv("SSO_GATE_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("SSO_GATE_DATABASE_URL", database_url)
     monkeypatch.setenv("SSO_GATE_ALLOW_PRIVATE_URLS", "true")
     r = CliRunner()
     assert r.invoke(cli, ["migrate"]).exit_code == 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,10 +14,10 @@ URL = "https://hooks.example.com/sso"
 
 
 @pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+def runner(database_url: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.setenv("SSO_GATE_SECRET_KEYS", "cli-test-key-0123456789")
     monkeypatch.setenv("SSO_GATE_BASE_URL", "https://app.example.com")
-    monkeypatch.setenv("SSO_GATE_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("SSO_GATE_DATABASE_URL", database_url)
     # no DNS lookup of the test receiver's host name
     monkeypatch.setenv("SSO_GATE_ALLOW_PRIVATE_URLS", "true")
     r = CliRunner()

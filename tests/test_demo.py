@@ -15,10 +15,8 @@ from tests.conftest import make_settings
 pytestmark = pytest.mark.anyio
 
 
-async def test_demo_sso_and_password_logins(tmp_path: Path) -> None:
-    demo = build_demo(
-        base_url="http://localhost:8000", database_url=f"sqlite:///{tmp_path / 'd.db'}"
-    )
+async def test_demo_sso_and_password_logins(database_url: str) -> None:
+    demo = build_demo(base_url="http://localhost:8000", database_url=database_url)
     transport = httpx.ASGITransport(app=demo.app)
     demo.gate._rt.http = httpx.AsyncClient(transport=transport)  # back-channel stays in-process
     await seed(demo)
@@ -61,10 +59,8 @@ def test_dev_idp_refuses_production(tmp_path: Path) -> None:
         DevIdP(s, issuer="https://app.test/dev-idp", clients={})
 
 
-async def test_demo_saml_login(tmp_path: Path) -> None:
-    demo = build_demo(
-        base_url="http://localhost:8000", database_url=f"sqlite:///{tmp_path / 'd.db'}"
-    )
+async def test_demo_saml_login(database_url: str) -> None:
+    demo = build_demo(base_url="http://localhost:8000", database_url=database_url)
     transport = httpx.ASGITransport(app=demo.app)
     demo.gate._rt.http = httpx.AsyncClient(transport=transport)
     await seed(demo)

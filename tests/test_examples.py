@@ -70,13 +70,13 @@ class Example:
 
 @pytest.fixture(params=["starlette_app", "fastapi_app"])
 async def example(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, database_url: str
 ) -> AsyncIterator[Example]:
     if request.param == "fastapi_app":
         pytest.importorskip("fastapi")
     monkeypatch.setenv("SSO_GATE_SECRET_KEYS", secrets.token_urlsafe(32))
     monkeypatch.setenv("SSO_GATE_BASE_URL", BASE_URL)
-    monkeypatch.setenv("SSO_GATE_DATABASE_URL", f"sqlite:///{tmp_path / 'example.db'}")
+    monkeypatch.setenv("SSO_GATE_DATABASE_URL", database_url)
     monkeypatch.setenv("SSO_GATE_ENVIRONMENT", "development")
     for name in ("SSO_GATE_REDIS_URL", "SSO_GATE_PREFIX", "SSO_GATE_LOGIN_PATH"):
         monkeypatch.delenv(name, raising=False)

@@ -446,10 +446,10 @@ async def test_retention_purge_keeps_the_chain_verifiable(gate: SSOGate, org_id:
         await gate.audit.set_retention(org_id, 0)
 
 
-async def test_sso_failure_reason_and_webhook_changes_are_audited(sqlite_url: str) -> None:
+async def test_sso_failure_reason_and_webhook_changes_are_audited(database_url: str) -> None:
     from tests.conftest import make_settings
 
-    gate = SSOGate(make_settings(sqlite_url, allow_private_urls=True))
+    gate = SSOGate(make_settings(database_url, allow_private_urls=True))
     await gate.migrate()
     try:
         org = await gate.organizations.create("Acme")

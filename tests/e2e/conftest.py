@@ -23,7 +23,6 @@ Missing peers (node/npm, php/simplesamlphp, chromium) skip the tests, unless
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import shutil
@@ -44,7 +43,7 @@ import pytest
 from sso_gate import SSOGate
 from sso_gate.models import Connection
 
-from ..conftest import POSTGRES_URL, REDIS_URL, _reset_postgres
+from ..conftest import BACKENDS, POSTGRES_URL, REDIS_URL, postgres_database, run_sync
 from ..peers import simplesamlphp
 from ..peers.oidc_provider import OidcProviderError, ensure_installed, run_oidc_provider
 from ..peers.simplesamlphp import SamlIdP, SpConfig, run_simplesamlphp
@@ -266,7 +265,7 @@ def run_stack(workdir: Path, database_url: str, redis_url: str | None = None) ->
         env=env,
         log=workdir / f"app-{app_port}.log",
     )
-    clients = asyncio.run(_seed(stack))
+    clients = run_sync(_seed(stack))
     proc = start_app(stack)
     try:
         # The app starts while the provider starts; neither needs the other to boot.
@@ -301,7 +300,7 @@ def run_saml_stack(
         stack = SamlStack(
             base_url=env["SSO_GATE_BASE_URL"], env=env, log=workdir / f"app-{app_port}.log", idp=idp
         )
-        asyncio.run(_seed_saml(stack))
+        run_sync(_seed_saml(stack))
         proc = start_app(stack)
         try:
             _wait_ready(proc, stack)
@@ -329,18 +328,31 @@ def sqlite_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield stack
 
 
+@pytest.fixture(scope="session")
+def postgres_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The default stack on PostgreSQL, shared like ``sqlite_stack``: on a database of its own
+    (``<test database>_e2e_oidc``), since the test database is emptied before other tests."""
+    if not POSTGRES_URL:
+        pytest.skip("SSO_GATE_TEST_POSTGRES_URL is not set")
+    require_oidc_provider()
+    workdir = tmp_path_factory.mktemp("e2e-postgres")
+    with run_stack(workdir, postgres_database("e2e_oidc")) as stack:
+        yield stack
+
+
+@pytest.fixture(params=BACKENDS)
+def oidc_stack(request: pytest.FixtureRequest) -> Stack:
+    """The shared stack on each database: ``sqlite_stack``, then ``postgres_stack``."""
+    stack: Stack = request.getfixturevalue(f"{request.param}_stack")
+    return stack
+
+
 @pytest.fixture(params=["sqlite", "postgres", "redis"])
 def any_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
-    """The default stack, then one on PostgreSQL, then one with Redis as the one-time store."""
-    if request.param == "sqlite":
-        yield request.getfixturevalue("sqlite_stack")
-    elif request.param == "postgres":
-        if not POSTGRES_URL:
-            pytest.skip("SSO_GATE_TEST_POSTGRES_URL is not set")
-        require_oidc_provider()
-        _reset_postgres(POSTGRES_URL)
-        with run_stack(tmp_path, POSTGRES_URL) as stack:
-            yield stack
+    """The default stack, then the one on PostgreSQL, then one with Redis as the one-time
+    store."""
+    if request.param in ("sqlite", "postgres"):
+        yield request.getfixturevalue(f"{request.param}_stack")
     else:
         if not REDIS_URL:
             pytest.skip("SSO_GATE_TEST_REDIS_URL is not set")
@@ -356,15 +368,22 @@ def saml_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SamlStack]:
         yield stack
 
 
-@pytest.fixture(params=["sqlite", "postgres+redis"])
-def any_saml_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SamlStack]:
-    """The default SAML stack, then one on PostgreSQL with Redis as the one-time store."""
-    if request.param == "sqlite":
-        yield request.getfixturevalue("saml_stack")
-        return
+@pytest.fixture(scope="session")
+def postgres_saml_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SamlStack]:
+    """The SAML stack on PostgreSQL (a database of its own, ``<test database>_e2e_saml``) with
+    Redis as the one-time store, shared by the SAML tests."""
     if not (POSTGRES_URL and REDIS_URL):
         pytest.skip("SSO_GATE_TEST_POSTGRES_URL and SSO_GATE_TEST_REDIS_URL are both needed")
     require_simplesamlphp()
-    _reset_postgres(POSTGRES_URL)
-    with run_saml_stack(tmp_path, POSTGRES_URL, REDIS_URL) as stack:
+    workdir = tmp_path_factory.mktemp("e2e-saml-postgres")
+    with run_saml_stack(workdir, postgres_database("e2e_saml"), REDIS_URL) as stack:
         yield stack
+
+
+@pytest.fixture(params=["sqlite", "postgres+redis"])
+def any_saml_stack(request: pytest.FixtureRequest) -> SamlStack:
+    """The shared SAML stack on SQLite (in-process one-time store), then the one on PostgreSQL
+    with Redis."""
+    name = "saml_stack" if request.param == "sqlite" else "postgres_saml_stack"
+    stack: SamlStack = request.getfixturevalue(name)
+    return stack

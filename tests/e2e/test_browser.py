@@ -53,8 +53,8 @@ def chromium() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(chromium: Browser, sqlite_stack: Stack, request: pytest.FixtureRequest) -> Iterator[Page]:
-    context = chromium.new_context(base_url=sqlite_stack.base_url)
+def page(chromium: Browser, oidc_stack: Stack, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context = chromium.new_context(base_url=oidc_stack.base_url)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     try:
@@ -65,7 +65,7 @@ def page(chromium: Browser, sqlite_stack: Stack, request: pytest.FixtureRequest)
             path = f"/tmp/sso_gate_{request.node.name}.png"
             try:
                 page.screenshot(path=path, full_page=True)
-                print(f"screenshot: {path}\nURL: {page.url}\napp log:\n{sqlite_stack.log_tail()}")
+                print(f"screenshot: {path}\nURL: {page.url}\napp log:\n{oidc_stack.log_tail()}")
             except Exception as exc:  # the browser may be gone
                 print(f"no screenshot: {exc}")
         context.close()
@@ -89,8 +89,8 @@ def cookies_by_name(context: BrowserContext, url: str) -> dict[str, dict[str, ob
     return {c["name"]: dict(c) for c in context.cookies(url)}
 
 
-def test_sso_login_in_chromium(page: Page, sqlite_stack: Stack) -> None:
-    stack = sqlite_stack
+def test_sso_login_in_chromium(page: Page, oidc_stack: Stack) -> None:
+    stack = oidc_stack
     sso_login(page, stack, ALICE)
 
     cookies = cookies_by_name(page.context, stack.base_url)
@@ -114,8 +114,8 @@ def test_sso_login_in_chromium(page: Page, sqlite_stack: Stack) -> None:
     assert response is not None and response.status == 403
 
 
-def test_password_login_in_chromium_never_sees_the_idp(page: Page, sqlite_stack: Stack) -> None:
-    stack = sqlite_stack
+def test_password_login_in_chromium_never_sees_the_idp(page: Page, oidc_stack: Stack) -> None:
+    stack = oidc_stack
     visited: list[str] = []
     page.on("request", lambda request: visited.append(request.url))
     page.goto("/login")
@@ -129,8 +129,8 @@ def test_password_login_in_chromium_never_sees_the_idp(page: Page, sqlite_stack:
     assert "session" in cookies and "sso_gate_session" not in cookies
 
 
-def test_sign_out_in_chromium(page: Page, sqlite_stack: Stack) -> None:
-    stack = sqlite_stack
+def test_sign_out_in_chromium(page: Page, oidc_stack: Stack) -> None:
+    stack = oidc_stack
     sso_login(page, stack, ALICE)
     old_cookie = cookies_by_name(page.context, stack.base_url)["sso_gate_session"]["value"]
     assert isinstance(old_cookie, str)

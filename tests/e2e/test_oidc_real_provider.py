@@ -134,9 +134,9 @@ async def test_sso_login_flow(any_stack: Stack, browser: httpx.AsyncClient) -> N
 
 
 async def test_admins_group_from_the_provider_opens_admin(
-    sqlite_stack: Stack, browser: httpx.AsyncClient
+    oidc_stack: Stack, browser: httpx.AsyncClient
 ) -> None:
-    stack = sqlite_stack
+    stack = oidc_stack
     # Anonymous browsers are sent to the app's login page, which remembers where to go back.
     r = await browser.get(stack.url("/admin"), headers={"accept": "text/html"})
     assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Fadmin"
@@ -153,10 +153,8 @@ async def test_admins_group_from_the_provider_opens_admin(
     assert me["profile"]["groups"] == ["Engineering", "Admins"]
 
 
-async def test_password_login_passes_through(
-    sqlite_stack: Stack, browser: httpx.AsyncClient
-) -> None:
-    stack = sqlite_stack
+async def test_password_login_passes_through(oidc_stack: Stack, browser: httpx.AsyncClient) -> None:
+    stack = oidc_stack
     r = await browser.post(stack.url("/login?next=/admin"), data=BOB)
     assert r.status_code == 303, r.text
     assert r.headers["location"] == "/dashboard"  # the app's own answer
@@ -175,9 +173,9 @@ async def test_password_login_passes_through(
 # -- protocol details against the real provider (SQLite stack) --------------------------------
 
 
-async def test_client_secret_post(sqlite_stack: Stack, browser: httpx.AsyncClient) -> None:
+async def test_client_secret_post(oidc_stack: Stack, browser: httpx.AsyncClient) -> None:
     """Initech's provider client only accepts client_secret_post at the token endpoint."""
-    stack = sqlite_stack
+    stack = oidc_stack
     email = "carol.white@initech.test"
     callback = await sso_callback(browser, stack, email, stack.initech_conn)
     r = await browser.get(callback)
@@ -189,10 +187,10 @@ async def test_client_secret_post(sqlite_stack: Stack, browser: httpx.AsyncClien
     assert me["profile"]["last_name"] == "White"
 
 
-async def test_iss_parameter_is_checked(sqlite_stack: Stack, browser: httpx.AsyncClient) -> None:
+async def test_iss_parameter_is_checked(oidc_stack: Stack, browser: httpx.AsyncClient) -> None:
     """The provider advertises RFC 9207 and sends ``iss``: a changed or missing one is refused;
     the genuine one is accepted."""
-    stack = sqlite_stack
+    stack = oidc_stack
     for iss, code in (
         ("http://127.0.0.1:1", "invalid_iss_parameter"),
         (None, "missing_iss_parameter"),
@@ -209,8 +207,8 @@ async def test_iss_parameter_is_checked(sqlite_stack: Stack, browser: httpx.Asyn
     assert r.status_code == 303 and session_cookie_header(r) is not None
 
 
-async def test_callback_replay_is_refused(sqlite_stack: Stack, browser: httpx.AsyncClient) -> None:
-    stack = sqlite_stack
+async def test_callback_replay_is_refused(oidc_stack: Stack, browser: httpx.AsyncClient) -> None:
+    stack = oidc_stack
     callback = await sso_callback(browser, stack, ALICE, stack.acme_conn)
     first = await browser.get(callback)
     assert first.status_code == 303 and session_cookie_header(first) is not None
@@ -243,9 +241,9 @@ async def abort_at_provider(client: httpx.AsyncClient, stack: Stack, url: str) -
 
 
 async def test_access_denied_shows_a_clear_error(
-    sqlite_stack: Stack, browser: httpx.AsyncClient
+    oidc_stack: Stack, browser: httpx.AsyncClient
 ) -> None:
-    stack = sqlite_stack
+    stack = oidc_stack
     authorization_url = await start_sso(browser, stack, ALICE)
     callback = await abort_at_provider(browser, stack, authorization_url)
     assert callback.startswith(stack.redirect_uris[stack.acme_conn] + "?")

@@ -37,11 +37,13 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def portal_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AppStack, TxtServer]]:
+def portal_stack(
+    module_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[AppStack, TxtServer]]:
     tmp = tmp_path_factory.mktemp("portal")
     with run_dns() as dns:
         port = free_port()
-        env = app_env(port, f"sqlite:///{tmp / 'gate.db'}", None)
+        env = app_env(port, module_database_url, None)
         env["SSO_GATE_DNS_NAMESERVERS"] = f"127.0.0.1:{dns.port}"
         env["SSO_GATE_PORTAL_PRODUCT_NAME"] = "Example Cloud"
         env["SSO_GATE_PORTAL_ACCENT_COLOR"] = "#0a7d4f"

@@ -50,8 +50,8 @@ def page(chromium: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:  
         context.close()
 
 
-def test_it_admin_sets_up_saml_and_tests_it(page: Page, saml_stack: SamlStack) -> None:
-    stack = saml_stack
+def test_it_admin_sets_up_saml_and_tests_it(page: Page, any_saml_stack: SamlStack) -> None:
+    stack = any_saml_stack
     idp_origin = stack.idp.base_url.split("/simplesaml/")[0]
     page.goto(portal_link(stack))
     assert page.url.endswith("/sso-gate/portal/sso")

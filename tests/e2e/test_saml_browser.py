@@ -61,9 +61,9 @@ def chromium() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(
-    chromium: Browser, saml_stack: SamlStack, request: pytest.FixtureRequest
+    chromium: Browser, any_saml_stack: SamlStack, request: pytest.FixtureRequest
 ) -> Iterator[Page]:
-    context = chromium.new_context(base_url=saml_stack.base_url)
+    context = chromium.new_context(base_url=any_saml_stack.base_url)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     try:
@@ -74,7 +74,7 @@ def page(
             path = f"/tmp/sso_gate_{request.node.name}.png"
             try:
                 page.screenshot(path=path, full_page=True)
-                print(f"screenshot: {path}\nURL: {page.url}\napp log:\n{saml_stack.log_tail()}")
+                print(f"screenshot: {path}\nURL: {page.url}\napp log:\n{any_saml_stack.log_tail()}")
             except Exception as exc:  # the browser may be gone
                 print(f"no screenshot: {exc}")
         context.close()
@@ -90,8 +90,8 @@ def cookie_names(request: Request) -> set[str]:
     return {part.split("=", 1)[0].strip() for part in header.split(";") if "=" in part}
 
 
-def test_saml_login_in_chromium(page: Page, saml_stack: SamlStack) -> None:
-    stack = saml_stack
+def test_saml_login_in_chromium(page: Page, any_saml_stack: SamlStack) -> None:
+    stack = any_saml_stack
     idp_origin = stack.idp.base_url.split("/simplesaml/")[0]
     assert idp_origin.startswith("http://localhost:") and stack.base_url.startswith(
         "http://127.0.0.1:"

@@ -220,11 +220,11 @@ async def test_sp_initiated_login(any_saml_stack: SamlStack, browser: httpx.Asyn
 
 
 async def test_completion_in_another_browser_is_refused(
-    saml_stack: SamlStack, browser: httpx.AsyncClient
+    any_saml_stack: SamlStack, browser: httpx.AsyncClient
 ) -> None:
     """The ACS result is bound to the browser that started the flow (its flow cookie): the
     completion URL is useless elsewhere, and single-use."""
-    stack = saml_stack
+    stack = any_saml_stack
     post = await drive_login(
         browser, await start_with_login_form(browser, stack), "alice", "alicepass"
     )
@@ -242,9 +242,9 @@ async def test_completion_in_another_browser_is_refused(
 
 
 async def test_replayed_response_is_refused(
-    saml_stack: SamlStack, browser: httpx.AsyncClient
+    any_saml_stack: SamlStack, browser: httpx.AsyncClient
 ) -> None:
-    stack = saml_stack
+    stack = any_saml_stack
     post = await drive_login(
         browser, await start_with_login_form(browser, stack), "alice", "alicepass"
     )
@@ -264,11 +264,11 @@ async def test_replayed_response_is_refused(
 # -- signed AuthnRequests ----------------------------------------------------------------------
 
 
-async def test_signed_authn_requests(saml_stack: SamlStack) -> None:
+async def test_signed_authn_requests(any_saml_stack: SamlStack) -> None:
     """SimpleSAMLphp requires signed AuthnRequests from this SP and checks them with the SP
     certificate of the connection: the gate's signature is accepted; an unsigned request, or
     a signed one altered on the way, is refused by the IdP."""
-    stack = saml_stack
+    stack = any_saml_stack
     require = {"require_signed_authn_request": True}
     signing = await stack.add_connection(sp=require, sign_requests=True)
     async with sign_in(stack, signing.id) as (client, _post):
@@ -294,8 +294,8 @@ async def test_signed_authn_requests(saml_stack: SamlStack) -> None:
 # -- encrypted assertions and signature placements ---------------------------------------------
 
 
-async def test_encrypted_assertion(saml_stack: SamlStack) -> None:
-    stack = saml_stack
+async def test_encrypted_assertion(any_saml_stack: SamlStack) -> None:
+    stack = any_saml_stack
     conn = await stack.add_connection(sp={"encrypt_assertion": True}, encrypt_assertions=True)
     async with sign_in(stack, conn.id) as (client, post):
         root = response_xml(post)
@@ -307,9 +307,9 @@ async def test_encrypted_assertion(saml_stack: SamlStack) -> None:
 
 
 async def test_plaintext_assertion_refused_when_encryption_is_required(
-    saml_stack: SamlStack, browser: httpx.AsyncClient
+    any_saml_stack: SamlStack, browser: httpx.AsyncClient
 ) -> None:
-    stack = saml_stack
+    stack = any_saml_stack
     conn = await stack.add_connection(encrypt_assertions=True)  # the IdP does not encrypt
     post = await drive_login(
         browser, await start_with_authorize(browser, stack, conn.id), "alice", "alicepass"
@@ -325,9 +325,9 @@ async def test_plaintext_assertion_refused_when_encryption_is_required(
     ids=["response-and-assertion", "response-only"],
 )
 async def test_signed_response(
-    saml_stack: SamlStack, sign_response: bool, sign_assertion: bool
+    any_saml_stack: SamlStack, sign_response: bool, sign_assertion: bool
 ) -> None:
-    stack = saml_stack
+    stack = any_saml_stack
     sp = {"sign_response": sign_response, "sign_assertion": sign_assertion}
     conn = await stack.add_connection(sp=sp)
     async with sign_in(stack, conn.id, ("bob", "bobpass")) as (client, post):
@@ -338,9 +338,9 @@ async def test_signed_response(
 
 
 async def test_unsigned_response_and_assertion_are_refused(
-    saml_stack: SamlStack, browser: httpx.AsyncClient
+    any_saml_stack: SamlStack, browser: httpx.AsyncClient
 ) -> None:
-    stack = saml_stack
+    stack = any_saml_stack
     conn = await stack.add_connection(sp={"sign_response": False, "sign_assertion": False})
     post = await drive_login(
         browser, await start_with_authorize(browser, stack, conn.id), "alice", "alicepass"
@@ -355,9 +355,9 @@ async def test_unsigned_response_and_assertion_are_refused(
 
 
 async def test_idp_initiated_is_refused_by_default(
-    saml_stack: SamlStack, browser: httpx.AsyncClient
+    any_saml_stack: SamlStack, browser: httpx.AsyncClient
 ) -> None:
-    stack = saml_stack
+    stack = any_saml_stack
     assert stack.conn is not None and stack.conn.saml is not None
     assert not stack.conn.saml.allow_idp_initiated
     url = idp_initiated_url(stack.idp, stack.conn.saml.sp_entity_id)
@@ -371,11 +371,11 @@ async def test_idp_initiated_is_refused_by_default(
 
 
 async def test_idp_initiated_when_allowed(
-    saml_stack: SamlStack, browser: httpx.AsyncClient
+    any_saml_stack: SamlStack, browser: httpx.AsyncClient
 ) -> None:
     """Allowed per connection: straight from the ACS to the connection's fixed landing page
     (never to the RelayState, which an attacker could choose); each assertion works once."""
-    stack = saml_stack
+    stack = any_saml_stack
     conn = await stack.add_connection(allow_idp_initiated=True)
     assert conn.saml is not None and conn.saml.idp_initiated_landing == "/"
     url = idp_initiated_url(stack.idp, conn.saml.sp_entity_id, "https://evil.example/")

@@ -179,10 +179,10 @@ def start_stack(tmp_path: Path, env: dict[str, str], port: int, name: str) -> tu
 
 
 def test_receiver_failing_first_attempts_gets_everything_once(
-    tmp_path: Path, receiver: Receiver
+    tmp_path: Path, receiver: Receiver, database_url: str
 ) -> None:
     port = free_port((receiver.port,))
-    env = gate_env(port, f"sqlite:///{tmp_path / 'gate.db'}")
+    env = gate_env(port, database_url)
     seeded = asyncio.run(seed(env, receiver.url, ["dsync.user.*"]))
     receiver.start(fail_first=3)
     proc, stack = start_stack(tmp_path, env, port, "app")
@@ -205,10 +205,10 @@ def test_receiver_failing_first_attempts_gets_everything_once(
 
 
 def test_receiver_down_and_app_restarted_nothing_is_lost(
-    tmp_path: Path, receiver: Receiver
+    tmp_path: Path, receiver: Receiver, database_url: str
 ) -> None:
     port = free_port((receiver.port,))
-    env = gate_env(port, f"sqlite:///{tmp_path / 'gate.db'}")
+    env = gate_env(port, database_url)
     seeded = asyncio.run(seed(env, receiver.url, ["dsync.user.created"]))
     proc, stack = start_stack(tmp_path, env, port, "app-1")
     try:

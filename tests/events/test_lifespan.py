@@ -34,8 +34,8 @@ async def run_lifespan(
 
 
 @pytest.mark.parametrize("worker", ["inline", "off"])
-async def test_worker_runs_between_startup_and_shutdown(sqlite_url: str, worker: str) -> None:
-    gate = SSOGate(make_settings(sqlite_url, worker=worker))
+async def test_worker_runs_between_startup_and_shutdown(database_url: str, worker: str) -> None:
+    gate = SSOGate(make_settings(database_url, worker=worker))
     await gate.migrate()
     order: list[str] = []
 
@@ -60,8 +60,8 @@ async def test_worker_runs_between_startup_and_shutdown(sqlite_url: str, worker:
     await gate.aclose()
 
 
-async def test_app_without_lifespan_support(sqlite_url: str) -> None:
-    gate = SSOGate(make_settings(sqlite_url))
+async def test_app_without_lifespan_support(database_url: str) -> None:
+    gate = SSOGate(make_settings(database_url))
     await gate.migrate()
 
     async def http_only(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -1,4 +1,4 @@
-"""A gate for fuzzing: SQLite, the management API on, no way out of the process.
+"""A gate for fuzzing (SQLite or PostgreSQL), the management API on, no way out of the process.
 
 Fuzzed input names hosts (webhook and metadata URLs, syslog streams, DNS names): every lookup is
 answered by a fake resolver and every outbound connection is refused, so no fuzz case ever
@@ -19,7 +19,6 @@ import socket
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -157,9 +156,9 @@ class Seeded:
         }
 
 
-def build_gate(tmp: Path, **overrides: Any) -> SSOGate:
-    """A migrated SQLite gate whose outbound HTTP and DNS answer 'unreachable'."""
-    url = f"sqlite:///{tmp / 'fuzz.db'}"
+def build_gate(url: str, **overrides: Any) -> SSOGate:
+    """A gate on the database ``url``, migrated, whose outbound HTTP and DNS answer
+    'unreachable'."""
     if "rate_limits" in {f.name for f in dataclasses.fields(Settings)}:
         # thousands of requests a minute from one client: abuse controls are tested elsewhere
         overrides.setdefault("rate_limits", False)

@@ -279,10 +279,14 @@ def _create_victim(path: str) -> str:
         return str(r.json()["id"])
 
 
+# SQLite only for now: on PostgreSQL this fuzz run finds 500s for text holding U+0000, which
+# PostgreSQL cannot store or compare (a lookup by such an id, an audit target, the SCIM request
+# log); the fix belongs to the services (reported with issue 8 part 1), then this fixture takes
+# module_database_url like the other fuzz modules.
 @pytest.fixture(scope="module", autouse=True)
 def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with no_network():
-        gate = build_gate(tmp_path_factory.mktemp("api"))
+        gate = build_gate(f"sqlite:///{tmp_path_factory.mktemp('api') / 'fuzz.db'}")
         PROXY.gate, PROXY.app = gate, gate.wrap(inner_app())
         try:
             with get_client(PROXY) as client:

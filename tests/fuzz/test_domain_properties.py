@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -109,10 +108,9 @@ R = Realm()
 
 
 @pytest.fixture(scope="module", autouse=True)
-def realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    path: Path = tmp_path_factory.mktemp("realm") / "gate.db"
+def realm(module_database_url: str) -> Iterator[None]:
     with asyncio.Runner() as runner:
-        gate = SSOGate(make_settings(f"sqlite:///{path}", worker="off"))
+        gate = SSOGate(make_settings(module_database_url, worker="off"))
 
         async def setup() -> str:
             await gate.migrate()

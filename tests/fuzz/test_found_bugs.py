@@ -42,8 +42,8 @@ def test_timestamps_have_four_digit_years() -> None:
 
 
 @pytest.fixture
-async def api(sqlite_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    gate = SSOGate(make_settings(sqlite_url, worker="off"))
+async def api(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    gate = SSOGate(make_settings(database_url, worker="off"))
     await gate.migrate()
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=gate.wrap(inner_app())),

@@ -11,9 +11,9 @@ from tests.peers.dns_server import run_dns
 pytestmark = pytest.mark.anyio
 
 
-async def test_verification_through_a_real_dns_server(sqlite_url: str) -> None:
+async def test_verification_through_a_real_dns_server(database_url: str) -> None:
     with run_dns() as dns:
-        gate = SSOGate(make_settings(sqlite_url, dns_nameservers=(f"127.0.0.1:{dns.port}",)))
+        gate = SSOGate(make_settings(database_url, dns_nameservers=(f"127.0.0.1:{dns.port}",)))
         await gate.migrate()
         try:
             org = await gate.organizations.create("Acme")

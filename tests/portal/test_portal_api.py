@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import pytest
@@ -96,10 +95,10 @@ async def test_domain_verification_api(penv: PortalEnv) -> None:
         assert "/organizations/{id}/domain_verifications/{domain}/verify" in spec["paths"]
 
 
-def test_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SSO_GATE_SECRET_KEYS", "cli-test-key-0123456789")
     monkeypatch.setenv("SSO_GATE_BASE_URL", "https://app.example.com")
-    monkeypatch.setenv("SSO_GATE_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("SSO_GATE_DATABASE_URL", database_url)
     runner = CliRunner()
     assert runner.invoke(cli, ["migrate"]).exit_code == 0
     r = runner.invoke(cli, ["org", "create", "--name", "Acme"])

@@ -542,11 +542,11 @@ def test_observability_settings() -> None:
             Settings.from_env({**env, name: raw})
 
 
-async def test_worker_process_serves_its_metrics(tmp_path: Path) -> None:
+async def test_worker_process_serves_its_metrics(database_url: str) -> None:
     """``sso-gate worker --metrics-port``: a separate worker's delivery metrics are scrapeable."""
     import socket
 
-    db = f"sqlite:///{tmp_path / 'gate.db'}"
+    db = database_url
     gate = SSOGate(make_settings(db))
     await gate.migrate()
     await gate.aclose()
