@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from sso_gate._nul import NUL_MESSAGE
 from sso_gate._time import isoformat, parse_timestamp
 from sso_gate.exceptions import ValidationError
 
@@ -141,6 +142,8 @@ def _text(value: object, field: str, *, required: bool, limit: int = _MAX_ID) ->
         raise ValidationError(f"{field} must be a non-empty string", field=field)
     if len(value) > limit:
         raise ValidationError(f"{field} is longer than {limit} characters", field=field)
+    if "\x00" in value:
+        raise ValidationError(f"{field} {NUL_MESSAGE}", field=field)
     return value
 
 
@@ -202,11 +205,13 @@ def _entity_fast(value: object) -> dict[str, Any] | None:
         and 0 < len(ident) <= _MAX_ID
         and kind.strip()
         and ident.strip()
+        and "\x00" not in kind
+        and "\x00" not in ident
     ):
         return None
     out: dict[str, Any] = {"type": kind, "id": ident}
     if name is not None:
-        if type(name) is not str or len(name) > _MAX_STRING:
+        if type(name) is not str or len(name) > _MAX_STRING or "\x00" in name:
             return None
         out["name"] = name
     if "metadata" in value and value["metadata"] is not None:

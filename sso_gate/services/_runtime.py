@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 import httpx
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sso_gate._crypto import SecretBox
+from sso_gate._nul import NUL_MESSAGE
 from sso_gate._time import Clock
-from sso_gate.exceptions import StorageUnavailableError
+from sso_gate.exceptions import SSOGateError, StorageUnavailableError, ValidationError
 from sso_gate.metrics import GateMetrics
 from sso_gate.settings import Settings
 from sso_gate.store.onetime import OneTimeStore
@@ -76,6 +77,9 @@ class Runtime:
                 yield conn
 
 
+_UNTRANSLATABLE = "22021"  # PostgreSQL: character_not_in_repertoire (U+0000 in text)
+
+
 @contextmanager
 def _outage_as_503() -> Iterator[None]:
     try:
@@ -92,4 +96,12 @@ def _outage_as_503() -> Iterator[None]:
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise StorageUnavailableError("the database connection was lost") from None
+        if getattr(exc.orig, "sqlstate", None) == _UNTRANSLATABLE or "0x00" in str(exc.orig):
+            # text with U+0000 that reached PostgreSQL by a path without an edge check (a
+            # query parameter, say): the caller's input, not a server fault
+            raise ValidationError(f"a value {NUL_MESSAGE}", code="invalid_text") from None
+        raise
+    except StatementError as exc:
+        if isinstance(exc.orig, SSOGateError):  # raised by a column type (tables.String)
+            raise exc.orig from None
         raise

@@ -9,6 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
+from sso_gate._nul import NUL_MESSAGE
+from sso_gate.exceptions import ValidationError
+
 __all__ = [
     "metadata",
     "organizations",
@@ -65,18 +68,39 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-ID = sa.String(64)
+class String(sa.types.TypeDecorator[str]):
+    """A string column that refuses U+0000 with a :class:`ValidationError` (422) before the
+    database sees it: PostgreSQL cannot store it in text, and SQLite must not behave
+    differently. Covers what is written and what is looked up (an id from a URL, a filter)."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValidationError(f"a value {NUL_MESSAGE}", code="invalid_text")
+        return value
+
+
+class Text(String):
+    """:class:`String` over ``TEXT``."""
+
+    impl = sa.Text
+    cache_ok = True
+
+
+ID = String(64)
 metadata = sa.MetaData()
 
 organizations = sa.Table(
     "organizations",
     metadata,
     sa.Column("id", ID, primary_key=True),
-    sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("sso_policy", sa.String(16), nullable=False),
+    sa.Column("name", String(200), nullable=False),
+    sa.Column("sso_policy", String(16), nullable=False),
     # SSO routing only for domains verified through DNS (admin portal setting)
     sa.Column("require_verified_domains", sa.Boolean(), nullable=False, server_default=sa.false()),
-    sa.Column("external_id", sa.String(200), nullable=True, unique=True),
+    sa.Column("external_id", String(200), nullable=True, unique=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("settings", sa.JSON(), nullable=True),
@@ -93,14 +117,14 @@ organization_domains = sa.Table(
         nullable=False,
         index=True,
     ),
-    sa.Column("domain", sa.String(253), nullable=False, unique=True),
-    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("domain", String(253), nullable=False, unique=True),
+    sa.Column("state", String(16), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     # DNS verification (admin portal): the TXT value to publish, and the last check
-    sa.Column("verification_token", sa.String(100), nullable=True),
+    sa.Column("verification_token", String(100), nullable=True),
     sa.Column("verified_at", UTCDateTime(), nullable=True),
     sa.Column("last_checked_at", UTCDateTime(), nullable=True),
-    sa.Column("verification_error", sa.String(500), nullable=True),
+    sa.Column("verification_error", String(500), nullable=True),
 )
 
 connections = sa.Table(
@@ -114,11 +138,11 @@ connections = sa.Table(
         nullable=False,
         index=True,
     ),
-    sa.Column("connection_type", sa.String(40), nullable=False),
-    sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("connection_type", String(40), nullable=False),
+    sa.Column("name", String(200), nullable=False),
+    sa.Column("state", String(16), nullable=False),
     sa.Column("config", sa.JSON(), nullable=False),
-    sa.Column("secret_ciphertext", sa.Text(), nullable=True),
+    sa.Column("secret_ciphertext", Text(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
@@ -129,8 +153,8 @@ profiles = sa.Table(
     sa.Column("id", ID, primary_key=True),
     sa.Column("organization_id", ID, nullable=False, index=True),
     sa.Column("connection_id", ID, nullable=False),
-    sa.Column("idp_id", sa.String(255), nullable=False),
-    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("idp_id", String(255), nullable=False),
+    sa.Column("email", String(320), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("last_login_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("connection_id", "idp_id", name="uq_profiles_connection_idp"),
@@ -140,10 +164,10 @@ sessions = sa.Table(
     "sessions",
     metadata,
     sa.Column("id", ID, primary_key=True),
-    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("token_hash", String(64), nullable=False, unique=True),
     sa.Column("profile_id", ID, nullable=False, index=True),
     sa.Column("organization_id", ID, nullable=False),
-    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("email", String(320), nullable=False),
     sa.Column("profile", sa.JSON(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
@@ -155,7 +179,7 @@ events = sa.Table(
     "events",
     metadata,
     sa.Column("id", ID, primary_key=True),
-    sa.Column("event", sa.String(100), nullable=False),
+    sa.Column("event", String(100), nullable=False),
     sa.Column("organization_id", ID, nullable=True, index=True),
     sa.Column("data", sa.JSON(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
@@ -171,15 +195,15 @@ webhook_endpoints = sa.Table(
     "webhook_endpoints",
     metadata,
     sa.Column("id", ID, primary_key=True),
-    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("url", String(2048), nullable=False),
     sa.Column("events", sa.JSON(), nullable=False),
     sa.Column("organization_id", ID, nullable=True),
-    sa.Column("description", sa.String(500), nullable=True),
+    sa.Column("description", String(500), nullable=True),
     sa.Column("enabled", sa.Boolean(), nullable=False),
-    sa.Column("disabled_reason", sa.String(500), nullable=True),
-    sa.Column("secret_enc", sa.Text(), nullable=False),
-    sa.Column("secret_hint", sa.String(16), nullable=False),
-    sa.Column("previous_secret_enc", sa.Text(), nullable=True),
+    sa.Column("disabled_reason", String(500), nullable=True),
+    sa.Column("secret_enc", Text(), nullable=False),
+    sa.Column("secret_hint", String(16), nullable=False),
+    sa.Column("previous_secret_enc", Text(), nullable=True),
     sa.Column("previous_secret_expires_at", UTCDateTime(), nullable=True),
     sa.Column("consecutive_failures", sa.Integer(), nullable=False),
     sa.Column("failing_since", UTCDateTime(), nullable=True),
@@ -198,12 +222,12 @@ webhook_deliveries = sa.Table(
         nullable=False,
     ),
     sa.Column("event_id", ID, sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", String(16), nullable=False),
     sa.Column("attempts", sa.Integer(), nullable=False),
     sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
-    sa.Column("claim", sa.String(40), nullable=True),
+    sa.Column("claim", String(40), nullable=True),
     sa.Column("last_status_code", sa.Integer(), nullable=True),
-    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("last_error", String(500), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
@@ -224,13 +248,13 @@ webhook_attempts = sa.Table(
     sa.Column("endpoint_id", ID, nullable=False),
     sa.Column("event_id", ID, nullable=False),
     sa.Column("attempt", sa.Integer(), nullable=False),
-    sa.Column("worker", sa.String(64), nullable=False),
+    sa.Column("worker", String(64), nullable=False),
     sa.Column("started_at", UTCDateTime(), nullable=False),
     sa.Column("succeeded", sa.Boolean(), nullable=False),
     sa.Column("status_code", sa.Integer(), nullable=True),
     sa.Column("latency_ms", sa.Float(), nullable=False),
-    sa.Column("response_excerpt", sa.String(500), nullable=True),
-    sa.Column("error", sa.String(500), nullable=True),
+    sa.Column("response_excerpt", String(500), nullable=True),
+    sa.Column("error", String(500), nullable=True),
     # one row per attempt number: the database itself refuses a second claim of one attempt
     sa.UniqueConstraint("delivery_id", "attempt", name="uq_webhook_attempts_delivery_attempt"),
     sa.Index("ix_webhook_attempts_endpoint", "endpoint_id", "started_at"),
@@ -239,8 +263,8 @@ webhook_attempts = sa.Table(
 worker_leases = sa.Table(
     "worker_leases",
     metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("name", String(64), primary_key=True),
+    sa.Column("holder", String(64), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False),
 )
 
@@ -248,7 +272,7 @@ portal_links = sa.Table(
     "portal_links",
     metadata,
     sa.Column("id", ID, primary_key=True),
-    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("token_hash", String(64), nullable=False, unique=True),
     sa.Column(
         "organization_id",
         ID,
@@ -256,8 +280,8 @@ portal_links = sa.Table(
         nullable=False,
         index=True,
     ),
-    sa.Column("intent", sa.String(32), nullable=False),
-    sa.Column("return_url", sa.String(2048), nullable=True),
+    sa.Column("intent", String(32), nullable=False),
+    sa.Column("return_url", String(2048), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False),
     sa.Column("used_at", UTCDateTime(), nullable=True),
@@ -267,7 +291,7 @@ portal_sessions = sa.Table(
     "portal_sessions",
     metadata,
     sa.Column("id", ID, primary_key=True),
-    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("token_hash", String(64), nullable=False, unique=True),
     sa.Column(
         "organization_id",
         ID,
@@ -275,9 +299,9 @@ portal_sessions = sa.Table(
         nullable=False,
         index=True,
     ),
-    sa.Column("intent", sa.String(32), nullable=False),
+    sa.Column("intent", String(32), nullable=False),
     sa.Column("link_id", ID, nullable=True),
-    sa.Column("return_url", sa.String(2048), nullable=True),
+    sa.Column("return_url", String(2048), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False),
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
@@ -294,10 +318,10 @@ audit_events = sa.Table(
     # an organization id, or "gate" for gate-wide actions; no foreign key: the audit log
     # outlives the organization it describes
     sa.Column("organization_id", ID, nullable=False),
-    sa.Column("action", sa.String(100), nullable=False),
+    sa.Column("action", String(100), nullable=False),
     sa.Column("occurred_at", UTCDateTime(), nullable=False),
-    sa.Column("actor_id", sa.String(255), nullable=False),
-    sa.Column("actor_type", sa.String(100), nullable=False),
+    sa.Column("actor_id", String(255), nullable=False),
+    sa.Column("actor_type", String(100), nullable=False),
     sa.Column("actor", sa.JSON(), nullable=False),
     sa.Column("targets", sa.JSON(), nullable=False),
     sa.Column("context", sa.JSON(), nullable=False),
@@ -307,7 +331,7 @@ audit_events = sa.Table(
     # position in the organization's hash chain and the chain hash (set by the chainer, in
     # commit order, shortly after commit; NULL until then)
     sa.Column("seq", sa.BigInteger(), nullable=True),
-    sa.Column("hash", sa.String(64), nullable=True),
+    sa.Column("hash", String(64), nullable=True),
     sa.Index("ix_audit_events_org_id", "organization_id", "id"),
     sa.Index("ix_audit_events_org_action", "organization_id", "action", "id"),
     # Written by the chainer, not at ingest (partial: chained rows only): its keys are random
@@ -340,8 +364,8 @@ audit_event_targets = sa.Table(
     metadata,
     sa.Column("event_id", ID, sa.ForeignKey("audit_events.id", ondelete="CASCADE"), nullable=False),
     sa.Column("organization_id", ID, nullable=False),
-    sa.Column("target_type", sa.String(100), nullable=False),
-    sa.Column("target_id", sa.String(255), nullable=False),
+    sa.Column("target_type", String(100), nullable=False),
+    sa.Column("target_id", String(255), nullable=False),
     sa.Index("ix_audit_event_targets_id", "organization_id", "target_id", "event_id"),
     sa.Index("ix_audit_event_targets_type", "organization_id", "target_type", "event_id"),
     sa.Index("ix_audit_event_targets_event", "event_id"),
@@ -352,8 +376,8 @@ audit_chains = sa.Table(
     metadata,
     sa.Column("organization_id", ID, primary_key=True),
     sa.Column("last_seq", sa.BigInteger(), nullable=False),
-    sa.Column("last_hash", sa.String(64), nullable=False),
-    sa.Column("signature", sa.String(128), nullable=False),
+    sa.Column("last_hash", String(64), nullable=False),
+    sa.Column("signature", String(128), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
@@ -363,9 +387,9 @@ audit_checkpoints = sa.Table(
     sa.Column("id", ID, primary_key=True),
     sa.Column("organization_id", ID, nullable=False),
     sa.Column("seq", sa.BigInteger(), nullable=False),
-    sa.Column("hash", sa.String(64), nullable=False),
-    sa.Column("signature", sa.String(128), nullable=False),
-    sa.Column("reason", sa.String(40), nullable=False),
+    sa.Column("hash", String(64), nullable=False),
+    sa.Column("signature", String(128), nullable=False),
+    sa.Column("reason", String(40), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("organization_id", "seq", name="uq_audit_checkpoints_org_seq"),
 )
@@ -374,8 +398,8 @@ audit_idempotency = sa.Table(
     "audit_idempotency",
     metadata,
     sa.Column("organization_id", ID, primary_key=True),
-    sa.Column("key", sa.String(255), primary_key=True),
-    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("key", String(255), primary_key=True),
+    sa.Column("request_hash", String(64), nullable=False),
     sa.Column("event_id", ID, nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
 )
@@ -385,17 +409,17 @@ audit_streams = sa.Table(
     metadata,
     sa.Column("id", ID, primary_key=True),
     sa.Column("organization_id", ID, nullable=False, index=True),
-    sa.Column("type", sa.String(20), nullable=False),
-    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("type", String(20), nullable=False),
+    sa.Column("name", String(200), nullable=True),
     sa.Column("config", sa.JSON(), nullable=False),
-    sa.Column("secret_enc", sa.Text(), nullable=True),
+    sa.Column("secret_enc", Text(), nullable=True),
     sa.Column("enabled", sa.Boolean(), nullable=False),
     # the chain position delivered so far: the stream sends seq > cursor, in order
     sa.Column("cursor", sa.BigInteger(), nullable=False),
     sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
-    sa.Column("claim", sa.String(40), nullable=True),
+    sa.Column("claim", String(40), nullable=True),
     sa.Column("consecutive_failures", sa.Integer(), nullable=False),
-    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("last_error", String(500), nullable=True),
     sa.Column("last_success_at", UTCDateTime(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
@@ -412,12 +436,12 @@ directories = sa.Table(
         nullable=False,
         index=True,
     ),
-    sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("type", sa.String(40), nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("token_hash", sa.String(64), nullable=True),
-    sa.Column("token_hint", sa.String(16), nullable=True),
-    sa.Column("previous_token_hash", sa.String(64), nullable=True),
+    sa.Column("name", String(200), nullable=False),
+    sa.Column("type", String(40), nullable=False),
+    sa.Column("state", String(16), nullable=False),
+    sa.Column("token_hash", String(64), nullable=True),
+    sa.Column("token_hint", String(16), nullable=True),
+    sa.Column("previous_token_hash", String(64), nullable=True),
     sa.Column("previous_token_expires_at", UTCDateTime(), nullable=True),
     sa.Column("settings", sa.JSON(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
@@ -435,13 +459,13 @@ directory_users = sa.Table(
         nullable=False,
     ),
     sa.Column("organization_id", ID, nullable=False),
-    sa.Column("user_name", sa.String(320), nullable=False),
-    sa.Column("user_name_lower", sa.String(320), nullable=False),
-    sa.Column("external_id", sa.String(255), nullable=True),
-    sa.Column("email", sa.String(320), nullable=True),
-    sa.Column("first_name", sa.String(200), nullable=True),
-    sa.Column("last_name", sa.String(200), nullable=True),
-    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("user_name", String(320), nullable=False),
+    sa.Column("user_name_lower", String(320), nullable=False),
+    sa.Column("external_id", String(255), nullable=True),
+    sa.Column("email", String(320), nullable=True),
+    sa.Column("first_name", String(200), nullable=True),
+    sa.Column("last_name", String(200), nullable=True),
+    sa.Column("state", String(16), nullable=False),
     sa.Column("resource", sa.JSON(), nullable=False),
     sa.Column("version", sa.Integer(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
@@ -463,9 +487,9 @@ directory_groups = sa.Table(
         nullable=False,
     ),
     sa.Column("organization_id", ID, nullable=False),
-    sa.Column("display_name", sa.String(255), nullable=False),
-    sa.Column("display_name_lower", sa.String(255), nullable=False),
-    sa.Column("external_id", sa.String(255), nullable=True),
+    sa.Column("display_name", String(255), nullable=False),
+    sa.Column("display_name_lower", String(255), nullable=False),
+    sa.Column("external_id", String(255), nullable=True),
     sa.Column("resource", sa.JSON(), nullable=False),
     sa.Column("version", sa.Integer(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
@@ -498,10 +522,10 @@ scim_requests = sa.Table(
     metadata,
     sa.Column("id", ID, primary_key=True),
     sa.Column("directory_id", ID, nullable=False),
-    sa.Column("method", sa.String(8), nullable=False),
-    sa.Column("path", sa.String(300), nullable=False),
+    sa.Column("method", String(8), nullable=False),
+    sa.Column("path", String(300), nullable=False),
     sa.Column("status", sa.Integer(), nullable=False),
-    sa.Column("error", sa.String(500), nullable=True),
+    sa.Column("error", String(500), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Index("ix_scim_requests_directory", "directory_id", "id"),
 )

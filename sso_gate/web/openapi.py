@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from sso_gate.models import DIRECTORY_TYPES, OIDC_CONNECTION_TYPES, SAML_CONNECTION_TYPES
@@ -100,6 +101,70 @@ def _not_found_everywhere(paths: dict[str, Any]) -> dict[str, Any]:
             if method != "parameters" and "404" not in operation["responses"]:
                 _also(operation["responses"], "404")
     return paths
+
+
+def _forbid_nul(node: Any) -> None:
+    """Every free-text string schema says what the API enforces: no U+0000 (PostgreSQL cannot
+    store it; the API answers 422 ``invalid_text``, see ``_runtime._outage_as_503``)."""
+    if isinstance(node, list):
+        for item in node:
+            _forbid_nul(item)
+        return
+    if not isinstance(node, dict):
+        return
+    kind = node.get("type")
+    is_text = kind == "string" or (isinstance(kind, list) and "string" in kind)
+    if is_text and not {"enum", "const", "format"} & node.keys() and "not" not in node:
+        node["not"] = {"type": "string", "pattern": "\u0000"}
+    for key, value in node.items():
+        if key != "not":
+            _forbid_nul(value)
+
+
+def _forbid_nul_in_requests(document: dict[str, Any]) -> None:
+    """Apply :func:`_forbid_nul` to what clients send: parameters and request bodies (with
+    the components they name). Responses are left alone: an error message may quote input."""
+    schemas = document["components"]["schemas"]
+    seen: set[str] = set()
+
+    def follow(node: Any) -> None:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+                name = ref.rsplit("/", 1)[1]
+                if name not in seen:
+                    seen.add(name)
+                    schemas[name] = copy.deepcopy(schemas[name])
+                    _forbid_nul(schemas[name])
+                    follow(schemas[name])
+            for value in node.values():
+                follow(value)
+        elif isinstance(node, list):
+            for item in node:
+                follow(item)
+
+    for item in document["paths"].values():
+        for key, operation in item.items():
+            parts = (
+                [operation]
+                if key == "parameters"
+                else [
+                    operation.get("parameters", []),
+                    operation.get("requestBody", {}),
+                ]
+            )
+            for i, part in enumerate(parts):
+                part = copy.deepcopy(part)
+                _forbid_nul(part)
+                follow(part)
+                if key == "parameters":
+                    item[key] = part
+                else:
+                    operation["parameters" if i == 0 else "requestBody"] = part
+            if key != "parameters" and not operation["parameters"]:
+                del operation["parameters"]
+            if key != "parameters" and not operation["requestBody"]:
+                del operation["requestBody"]
 
 
 def openapi_document(server_url: str) -> dict[str, Any]:
@@ -596,4 +661,5 @@ def openapi_document(server_url: str) -> dict[str, Any]:
         },
     }
     _not_found_everywhere(document["paths"])
+    _forbid_nul_in_requests(document)
     return document

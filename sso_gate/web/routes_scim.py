@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 
+from sso_gate._nul import NUL_MESSAGE, find_nul
 from sso_gate.exceptions import AuthenticationError, SSOGateError
 from sso_gate.models import Directory
 from sso_gate.scim import schema as scim_schema
@@ -109,9 +110,13 @@ async def _body(request: Request, limit: int) -> Any:
         if len(raw) > limit:
             raise SCIMError(f"request body is larger than {limit} bytes", status=413)
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise SCIMError("the request body is not valid JSON", scim_type="invalidSyntax") from None
+    where = find_nul(data)
+    if where is not None:
+        raise SCIMError(f"{where or 'the body'} {NUL_MESSAGE}", scim_type="invalidValue")
+    return data
 
 
 def scim_routes(gate: SSOGate) -> list[BaseRoute]:

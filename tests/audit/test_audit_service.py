@@ -550,3 +550,15 @@ async def test_migration_0006_rewrites_the_target_rows_of_the_backlog(database_u
         assert (await g.audit.verify(org)).ok
     finally:
         await g.aclose()
+
+
+async def test_nul_in_text_is_refused_on_every_backend(gate: SSOGate, org_id: str) -> None:
+    """PostgreSQL cannot store U+0000 in text; both backends refuse it with a 422."""
+    with pytest.raises(ValidationError) as exc:
+        await gate.audit.emit_many(org_id, [event(actor={"type": "user", "id": "u\x001"})])
+    assert exc.value.field == "actor.id"
+    with pytest.raises(ValidationError) as exc2:
+        await gate.organizations.create("Ac\x00me")
+    assert exc2.value.code == "invalid_text"
+    with pytest.raises(ValidationError):
+        await gate.audit.list("org_\x00")
