@@ -70,6 +70,21 @@ REDIS_URL = _worker_redis(os.environ.get("SSO_GATE_TEST_REDIS_URL"))
 
 BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_URL else [])
 
+# Every test that uses a database runs on each of BACKENDS (database_url, module_database_url,
+# the end-to-end stacks). The exceptions, each bound to one backend:
+# - SQLite only, by nature: events/test_webhooks_service.py::test_sqlite_allows_a_single_worker
+#   (SQLite's one-worker lease); store/test_sqlite_writer_turns.py (the SQLite write-turn lock).
+# - PostgreSQL only, by nature: store/test_concurrent_migrate.py (the migration advisory lock);
+#   audit/test_streams_live.py::test_two_workers_on_postgresql_never_send_a_batch_twice and
+#   e2e/test_webhooks_processes.py::test_two_worker_processes_on_postgres_never_duplicate
+#   (several workers; SQLite allows one); e2e/test_multi_instance.py (instances sharing
+#   PostgreSQL and Redis); e2e/test_faults.py (PostgreSQL and Redis stopped under traffic);
+#   store/test_db_timeouts.py (PostgreSQL timeouts against a silent server, no database).
+# - Unreachable databases of both kinds, no live one: web/test_observability.py::test_database_down.
+# - SQLite only for now: the benchmark smoke tests test_benchmarks_{audit,webhooks,saml,}_smoke.py
+#   (bench.py and bench_saml.py build SQLite gates themselves; the audit and webhook harnesses
+#   take --postgres in their real runs; the SCIM harness's smoke test runs on both).
+
 
 @pytest.fixture
 def anyio_backend() -> str:
@@ -131,6 +146,30 @@ def postgres_database(suffix: str) -> str:
     url = with_database(POSTGRES_URL, name)
     _reset_postgres(url)
     return url
+
+
+# Under pytest-xdist (scripts/test runs two workers, --dist loadgroup) the tests sharing a
+# session's end-to-end stack run on one worker, which starts it once; so do the tests of a
+# module with module-scoped fixtures (a seeded fuzz gate, a browser, a receiver process).
+_STACK_GROUPS = {
+    **dict.fromkeys(("oidc_stack", "any_stack", "sqlite_stack", "postgres_stack"), "e2e-oidc"),
+    **dict.fromkeys(("any_saml_stack", "saml_stack", "postgres_saml_stack"), "e2e-saml"),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        group = next((_STACK_GROUPS[n] for n in names if n in _STACK_GROUPS), None)
+        if group is None:
+            info = getattr(item, "_fixtureinfo", None)
+            defs = info.name2fixturedefs.values() if info is not None else ()
+            if any(d[-1].scope == "module" for d in defs if d):
+                group = item.nodeid.split("::", 1)[0]
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
