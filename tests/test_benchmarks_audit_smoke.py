@@ -1,7 +1,7 @@
 """The audit log benchmark harness (``benchmarks/bench_audit.py``) still runs: every part with
-tiny counts on SQLite — ingest, chain, the query cases, the exports with their memory readings
-(in-process here, plus one in its own subprocess as the real run does), verify, the report and
-the profile.
+tiny counts on SQLite and on PostgreSQL — ingest, chain, the query cases, the exports with their
+memory readings (in-process here, plus one in its own subprocess as the real run does), verify,
+the report and the profile.
 
 No timing assertions: only that each part runs (its correctness checks included: the first
 pages are the newest events of the action, newest first; each export has every row; the chain
@@ -50,15 +50,15 @@ def _positive(x: object) -> bool:
 
 
 @pytest.fixture
-async def backend(sqlite_url: str):  # type: ignore[no-untyped-def]
-    b = await bench.build_backend(sqlite_url)
+async def backend(database_url: str):  # type: ignore[no-untyped-def]
+    b = await bench.build_backend(database_url)
     yield b
     await b.aclose()
 
 
 async def test_every_part_runs_and_reports(backend) -> None:  # type: ignore[no-untyped-def]
     res = await bench.measure([backend], TINY, log=lambda _line: None)
-    data = res["backends"]["SQLite"]
+    data = res["backends"][backend.name]
     assert data["ingest"]["events"] == TINY.events and _positive(data["ingest"]["events_per_s"])
     assert _positive(data["ingest"]["events_per_cpu_s"])
     assert data["chain"]["events"] == TINY.events and _positive(data["chain"]["events_per_s"])
@@ -73,7 +73,7 @@ async def test_every_part_runs_and_reports(backend) -> None:  # type: ignore[no-
         assert big["peak_rss"] >= big["rss_before"] > 0
     assert data["verify"]["events"] == TINY.events + 1 and _positive(data["verify"]["events_per_s"])
     table = bench.markdown(res)
-    assert "| Case | SQLite |" in table and "≥ 10,000/s" in table and "≤ 20 ms" in table
+    assert f"| Case | {backend.name} |" in table and "≥ 10,000/s" in table and "≤ 20 ms" in table
     text = await bench.profile(backend, TINY, top=3)
     assert text.count("###") == 6
 

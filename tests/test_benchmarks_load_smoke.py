@@ -1,5 +1,6 @@
 """The load test (``benchmarks/load/run.py``) still runs: both uvicorn servers, every wrk case,
-OIDC and SAML logins, the SCIM burst and a few seconds of soak, with tiny durations.
+OIDC and SAML logins, the SCIM burst and a few seconds of soak, with tiny durations; the gate on
+SQLite, then on PostgreSQL (``--postgres``).
 
 No throughput assertions: only that every part runs, returns numbers and sees zero errors (the
 runner's own checks included: each case answers what it claims, every login lands signed in,
@@ -41,10 +42,12 @@ def _require_wrk() -> None:
 
 
 @pytest.mark.timeout(120)
-def test_load_run_tiny(capsys: pytest.CaptureFixture[str]) -> None:
+def test_load_run_tiny(capsys: pytest.CaptureFixture[str], database_url: str) -> None:
     bench = _load()
+    on_postgres = ["--postgres", database_url] if database_url.startswith("postgresql") else []
     res = bench.main(
         [
+            *on_postgres,
             "--quick",
             "--duration=1",
             "--login-seconds=1",
@@ -54,6 +57,7 @@ def test_load_run_tiny(capsys: pytest.CaptureFixture[str]) -> None:
         ]
     )
     assert res["errors"] == 0 and res["server_log_errors"] == 0
+    assert res["database"] == ("PostgreSQL" if on_postgres else "SQLite")
     for case in bench.CASES:
         r = res["requests"][case]
         assert r["rps"] > 0 and r["requests"] > 0 and r["errors"] == 0, case
