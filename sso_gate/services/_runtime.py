@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 import httpx
+import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -68,6 +69,23 @@ class Runtime:
                         yield conn
             finally:
                 _in_sqlite_write.reset(token)
+
+    async def delete_in_batches(
+        self, table: sa.Table, condition: sa.ColumnElement[bool], batch: int = 5000
+    ) -> int:
+        """Delete the rows of ``table`` matching ``condition``, ``batch`` at a time, one short
+        transaction each (a large backlog never holds a long write lock). Returns how many."""
+        total = 0
+        while True:
+            async with self.transaction() as conn:
+                ids = sa.select(table.c.id).where(condition).limit(batch)
+                result = await conn.execute(
+                    sa.delete(table).where(table.c.id.in_(ids.scalar_subquery()))
+                )
+            deleted = int(result.rowcount or 0)
+            total += deleted
+            if deleted < batch:
+                return total
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

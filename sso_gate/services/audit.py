@@ -208,6 +208,12 @@ class AuditService:
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
         self._signer = achain.Signer(rt.settings.secret_keys)
+        postgres = rt.engine.dialect.name == "postgresql"
+        self._postgres = postgres
+        # ORDER BY of id-paged queries: see _scope
+        self._leading: tuple[sa.ColumnElement[Any], ...] = (
+            (audit_events.c.organization_id,) if postgres else ()
+        )
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -417,7 +423,7 @@ class AuditService:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def _filters(
+    async def _conditions(
         self,
         organization_id: str,
         actions: Sequence[str] | None,
@@ -427,6 +433,8 @@ class AuditService:
         range_start: datetime | None,
         range_end: datetime | None,
     ) -> list[sa.ColumnElement[bool]]:
+        """Validate the filters and build the WHERE conditions; a filter by actor or target
+        first chains the organization's backlog (see _chained)."""
         if not isinstance(organization_id, str) or not organization_id:
             raise ValidationError("organization_id is required", field="organization_id")
         if range_start and range_end and range_start >= range_end:
@@ -450,26 +458,22 @@ class AuditService:
             conds.append(t.c.occurred_at >= range_start)
         if range_end is not None:
             conds.append(t.c.occurred_at < range_end)
+        if actor_ids or target_ids or target_types:
+            await self._chained(organization_id)
         return conds
 
     def _scope(self, organization_id: str) -> sa.ColumnElement[bool]:
         """The organization condition of queries that page by id. On PostgreSQL it is written
-        as a range and the organization leads the ORDER BY (``_LEADING``): with an equality
+        as a range and the organization leads the ORDER BY (``self._leading``): with an equality
         the planner may walk the primary key backwards expecting this organization's rows
         among the newest, and when another organization wrote the newest rows it read past
         all of them (100,000 rows: ~180 ms for a first page). With the organization in the
         order only the ``(organization_id, …, id)`` indexes can serve the query. SQLite plans
         the equality well and keeps it (a range there would stop the action index)."""
         col = audit_events.c.organization_id
-        if self._rt.engine.dialect.name == "postgresql":
+        if self._postgres:
             return sa.and_(col >= organization_id, col <= organization_id)
         return col == organization_id
-
-    @property
-    def _leading(self) -> tuple[sa.ColumnElement[Any], ...]:
-        if self._rt.engine.dialect.name == "postgresql":
-            return (audit_events.c.organization_id,)
-        return ()
 
     async def list(
         self,
@@ -488,11 +492,9 @@ class AuditService:
         """Events of one organization, newest first (cursor pagination by id)."""
         if not 1 <= limit <= 100:
             raise ValidationError("limit must be between 1 and 100", field="limit")
-        conds = self._filters(
+        conds = await self._conditions(
             organization_id, actions, actor_ids, target_ids, target_types, range_start, range_end
         )
-        if actor_ids or target_ids or target_types:
-            await self._chained(organization_id)
         async with self._rt.read() as conn:
             rows, b, a = await repo.paginate(
                 conn,
@@ -529,11 +531,9 @@ class AuditService:
         1,000 rows, so memory stays flat whatever the size. Validates before the first chunk."""
         if fmt not in ("csv", "ndjson"):
             raise ValidationError("format must be csv or ndjson", field="format")
-        conds = self._filters(
+        conds = await self._conditions(
             organization_id, actions, actor_ids, target_ids, target_types, range_start, range_end
         )
-        if actor_ids or target_ids or target_types:
-            await self._chained(organization_id)
         return self._export(conds, fmt)
 
     async def _chained(self, organization_id: str) -> None:

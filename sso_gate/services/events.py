@@ -226,15 +226,7 @@ class EventsService:
             self._rt.settings.event_retention_days if older_than_days is None else older_than_days
         )
         cutoff = self._rt.clock() - timedelta(days=days)
-        t = events_table
-        total = 0
-        while True:
-            async with self._rt.transaction() as conn:
-                ids = sa.select(t.c.id).where(t.c.created_at < cutoff).limit(5000)
-                result = await conn.execute(sa.delete(t).where(t.c.id.in_(ids.scalar_subquery())))
-            total += result.rowcount or 0
-            if (result.rowcount or 0) < 5000:
-                return total
+        return await self._rt.delete_in_batches(events_table, events_table.c.created_at < cutoff)
 
 
 def _event_from_row(row: RowMapping) -> Event:

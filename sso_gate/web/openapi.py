@@ -143,28 +143,18 @@ def _forbid_nul_in_requests(document: dict[str, Any]) -> None:
             for item in node:
                 follow(item)
 
+    def forbid(holder: dict[str, Any], key: str) -> None:
+        if key in holder:
+            holder[key] = copy.deepcopy(holder[key])  # shared with responses otherwise
+            _forbid_nul(holder[key])
+            follow(holder[key])
+
     for item in document["paths"].values():
+        forbid(item, "parameters")
         for key, operation in item.items():
-            parts = (
-                [operation]
-                if key == "parameters"
-                else [
-                    operation.get("parameters", []),
-                    operation.get("requestBody", {}),
-                ]
-            )
-            for i, part in enumerate(parts):
-                part = copy.deepcopy(part)
-                _forbid_nul(part)
-                follow(part)
-                if key == "parameters":
-                    item[key] = part
-                else:
-                    operation["parameters" if i == 0 else "requestBody"] = part
-            if key != "parameters" and not operation["parameters"]:
-                del operation["parameters"]
-            if key != "parameters" and not operation["requestBody"]:
-                del operation["requestBody"]
+            if key != "parameters":
+                forbid(operation, "parameters")
+                forbid(operation, "requestBody")
 
 
 def openapi_document(server_url: str) -> dict[str, Any]:
