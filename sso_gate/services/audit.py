@@ -46,6 +46,7 @@ from sso_gate.store.tables import (
     audit_idempotency,
     audit_streams,
     organizations,
+    sqlite_datetime,
 )
 
 __all__ = ["AuditService", "request_context", "ExportFormat"]
@@ -60,7 +61,8 @@ _CONTEXT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar
 _SYSTEM = {"type": "system", "id": "sso_gate", "name": "sso_gate"}
 _IDEMPOTENCY_TTL = timedelta(hours=24)
 _EXPORT_CHUNK = 1000
-_COLUMNS = (
+# the columns an audit entry is inserted with (the rest are set by the chainer)
+ENTRY_COLUMNS = (
     "id",
     "organization_id",
     "action",
@@ -75,20 +77,14 @@ _COLUMNS = (
     "created_at",
 )
 _INSERT_SQLITE = (
-    f"INSERT INTO audit_events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+    f"INSERT INTO audit_events ({', '.join(ENTRY_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(ENTRY_COLUMNS))})"
 )
 _INSERT_POSTGRES = (
-    f"INSERT INTO audit_events ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join(f'${i}' for i in range(1, len(_COLUMNS) + 1))})"
+    f"INSERT INTO audit_events ({', '.join(ENTRY_COLUMNS)}) "
+    f"VALUES ({', '.join(f'${i}' for i in range(1, len(ENTRY_COLUMNS) + 1))})"
 )
 _json = json.JSONEncoder(separators=(",", ":")).encode  # ASCII: lone surrogates stay escaped
-
-
-def _sqlite_datetime(value: datetime) -> str:
-    """The text SQLAlchemy's ``DateTime`` stores on SQLite for a UTC instant (naive UTC,
-    always six digits of microseconds)."""
-    text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
-    return text if value.microsecond else text + ".000000"
 
 
 def _utc(value: datetime) -> datetime:
@@ -236,12 +232,10 @@ class AuditService:
         }
 
     @staticmethod
-    async def _insert(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-        """Insert event rows: one statement, parameters prepared here (JSON text, and on
-        SQLite the datetime text SQLAlchemy's DateTime stores) and handed to the driver as
-        they are. Their target rows and the actor index are written by the chainer."""
-        sqlite = conn.dialect.name == "sqlite"
-        convert = _sqlite_datetime if sqlite else _utc
+    def _params(rows: list[dict[str, Any]], sqlite: bool) -> list[tuple[Any, ...]]:
+        """Rows as the driver's parameters, in ``ENTRY_COLUMNS`` order: JSON text, and on SQLite the
+        datetime text SQLAlchemy's DateTime stores (handed to the driver as they are)."""
+        convert = sqlite_datetime if sqlite else _utc
         seen: dict[datetime, Any] = {}  # created_at is one value per batch
 
         def when(value: datetime) -> Any:
@@ -250,7 +244,7 @@ class AuditService:
                 out = seen[value] = convert(value)
             return out
 
-        params = [
+        return [
             (
                 r["id"],
                 r["organization_id"],
@@ -267,7 +261,15 @@ class AuditService:
             )
             for r in rows
         ]
-        await conn.exec_driver_sql(_INSERT_SQLITE if sqlite else _INSERT_POSTGRES, params)
+
+    @classmethod
+    async def _insert(cls, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        """Insert event rows in one statement. Their target rows and the actor index are
+        written by the chainer."""
+        sqlite = conn.dialect.name == "sqlite"
+        await conn.exec_driver_sql(
+            _INSERT_SQLITE if sqlite else _INSERT_POSTGRES, cls._params(rows, sqlite)
+        )
 
     async def _check_org(self, conn: AsyncConnection, organization_id: str) -> None:
         if organization_id == GATE_SCOPE:
@@ -388,6 +390,22 @@ class AuditService:
     ) -> None:
         """The gate's own action, in the caller's transaction (actor and context from the
         request being served)."""
+        await self._insert(conn, [self._own(organization_id, action, data, targets)])
+
+    def event_entry(self, event: Event, *, sqlite: bool) -> tuple[Any, ...]:
+        """The audit entry of a gate event as the driver's parameters (``ENTRY_COLUMNS`` order):
+        ``EventsService.record`` writes it with the event in one statement."""
+        row = self._own(event.organization_id, event.event, event.data, None)
+        return self._params([row], sqlite)[0]
+
+    def _own(
+        self,
+        organization_id: str | None,
+        action: str,
+        data: Mapping[str, Any],
+        targets: Sequence[Mapping[str, Any]] | None,
+    ) -> dict[str, Any]:
+        """The row of one of the gate's own actions."""
         actor = _ACTOR.get()
         if action == "session.revoked" and actor is None and isinstance(data.get("email"), str):
             # a user signing out (no other actor is serving this request)
@@ -402,7 +420,7 @@ class AuditService:
             email = profile.get("email")
             if isinstance(email, str) and email:
                 actor = {"type": "user", "id": str(profile.get("id") or email)[:255], "name": email}
-        row = self._rows(
+        return self._rows(
             organization_id or GATE_SCOPE,
             {
                 "action": action,
@@ -415,11 +433,6 @@ class AuditService:
             },
             self._rt.clock(),
         )
-        await self._insert(conn, [row])
-
-    async def record_event(self, conn: AsyncConnection, event: Event) -> None:
-        """Audit entry for a gate event (hooked into ``EventsService.record``)."""
-        await self.record(conn, event.organization_id, event.event, event.data)
 
     # -- reading -------------------------------------------------------------------------------
 

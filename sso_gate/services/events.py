@@ -6,6 +6,7 @@ readable in order through :meth:`EventsService.list` (the Events API)."""
 from __future__ import annotations
 
 import fnmatch
+import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -21,7 +22,9 @@ from sso_gate.metrics import GateMetrics
 from sso_gate.models import EVENT_NAMES, Event, ListPage
 from sso_gate.services import _outbox
 from sso_gate.services._runtime import Runtime
+from sso_gate.services.audit import ENTRY_COLUMNS
 from sso_gate.store.tables import events as events_table
+from sso_gate.store.tables import sqlite_datetime
 
 __all__ = ["EventsService", "Subscriber"]
 
@@ -30,7 +33,7 @@ Subscriber = Callable[[Event], Awaitable[None] | None]
 
 
 class Auditor(Protocol):
-    async def record_event(self, conn: AsyncConnection, event: Event) -> None: ...
+    def event_entry(self, event: Event, *, sqlite: bool) -> tuple[Any, ...]: ...
 
     async def record(
         self,
@@ -45,6 +48,19 @@ class Auditor(Protocol):
 
 # Built once (every change writes an event): a statement built per call costs ~0.1 ms more.
 _INSERT = sa.insert(events_table)
+# An event and its audit entry in one statement (one round trip; on SQLite each statement is a
+# hand-off to aiosqlite's thread, which cost more than the SQL): on SQLite an insert into the
+# view ``outbox_entries`` whose trigger writes both rows (migration 0007), on PostgreSQL a
+# data-modifying WITH. Parameters: the event's columns, then ``ENTRY_COLUMNS``.
+_EVENT_COLUMNS = ("id", "event", "organization_id", "data", "created_at")
+_WITH_ENTRY_SQLITE = (
+    f"INSERT INTO outbox_entries VALUES ({', '.join('?' * (5 + len(ENTRY_COLUMNS)))})"
+)
+_WITH_ENTRY_POSTGRES = (
+    f"WITH event AS (INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ($1, $2, $3, $4, $5)) "
+    f"INSERT INTO audit_events ({', '.join(ENTRY_COLUMNS)}) "
+    f"VALUES ({', '.join(f'${i}' for i in range(6, 6 + len(ENTRY_COLUMNS)))})"
+)
 
 
 class EventsService:
@@ -81,18 +97,31 @@ class EventsService:
             organization_id=organization_id,
             created_at=now,
         )
-        await conn.execute(
-            _INSERT,
-            {
-                "id": ev.id,
-                "event": event,
-                "organization_id": organization_id,
-                "data": dict(ev.data),
-                "created_at": now,
-            },
+        if self.auditor is None:
+            await conn.execute(
+                _INSERT,
+                {
+                    "id": ev.id,
+                    "event": event,
+                    "organization_id": organization_id,
+                    "data": ev.data,
+                    "created_at": now,
+                },
+            )
+            return ev
+        # with its audit entry, in one statement (see _WITH_ENTRY_SQLITE)
+        sqlite = conn.dialect.name == "sqlite"
+        entry = self.auditor.event_entry(ev, sqlite=sqlite)
+        own = (
+            ev.id,
+            event,
+            organization_id,
+            json.dumps(ev.data),
+            sqlite_datetime(now) if sqlite else now,
         )
-        if self.auditor is not None:
-            await self.auditor.record_event(conn, ev)
+        await conn.exec_driver_sql(
+            _WITH_ENTRY_SQLITE if sqlite else _WITH_ENTRY_POSTGRES, own + entry
+        )
         return ev
 
     async def audit(

@@ -38,7 +38,15 @@ __all__ = [
     "directory_group_members",
     "scim_requests",
     "UTCDateTime",
+    "sqlite_datetime",
 ]
+
+
+def sqlite_datetime(value: datetime) -> str:
+    """The text :class:`UTCDateTime` stores on SQLite for a UTC instant (naive UTC, always six
+    digits of microseconds), for statements that hand parameters to the driver as they are."""
+    text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
+    return text if value.microsecond else text + ".000000"
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):

@@ -510,7 +510,11 @@ async def test_migration_0006_rewrites_the_target_rows_of_the_backlog(database_u
     g = SSOGate(make_settings(database_url))
     try:
         await migrate(g._rt.engine, "0005")
+        # this code writes a gate event and its audit entry in one statement through a view
+        # that 0007 adds on SQLite: the organization's own entry is left out at 0005
+        auditor, g.events.auditor = g.events.auditor, None
         org = (await g.organizations.create("Acme")).id
+        g.events.auditor = auditor
         async with g._rt.transaction() as c:
             for i in range(3):
                 eid = f"audit_event_0000000000000000000000000{i}"
