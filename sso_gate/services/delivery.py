@@ -46,6 +46,7 @@ from sso_gate._ids import new_id
 from sso_gate._time import isoformat
 from sso_gate.exceptions import StorageUnavailableError
 from sso_gate.services._runtime import Runtime
+from sso_gate.services._webhook_http import PostError, WebhookHTTP, proxies_configured
 from sso_gate.services.audit import AuditService
 from sso_gate.services.audit_streams import AuditStreamsService
 from sso_gate.services.events import EventsService
@@ -118,6 +119,13 @@ class DeliveryWorker:
         self.name = name or f"{socket.gethostname()[:40]}:{os.getpid()}:{new_id('w')[-6:]}"
         self._http = http
         self._clients: list[httpx.AsyncClient] = []
+        # the worker's own HTTP/1.1 client (see _webhook_http); httpx when a client is injected
+        # or the environment names a proxy
+        self._own: WebhookHTTP | None = None
+        if http is None and not proxies_configured():
+            self._own = WebhookHTTP(
+                user_agent=_USER_AGENT, max_idle=rt.settings.webhook_concurrency
+            )
         self._wake = asyncio.Event()
         self._last_purge = float("-inf")  # the first pass purges (monotonic time may be < 1 h)
         self.housekeeping = Housekeeping(rt)
@@ -158,6 +166,8 @@ class DeliveryWorker:
         clients, self._clients = self._clients, []
         for client in clients:
             await client.aclose()
+        if self._own is not None:
+            await self._own.aclose()
 
     # -- loop ----------------------------------------------------------------------------------
 
@@ -320,11 +330,11 @@ class DeliveryWorker:
         bodies = {r.id: _body(r._mapping) for r in ev_rows}
         endpoints = {r.id: r._mapping for r in ep_rows}
         secrets = {eid: signing_secrets(self._rt.box, row, now) for eid, row in endpoints.items()}
-        clients = self.clients()
+        clients: list[httpx.AsyncClient | None] = [None] if self._own else [*self.clients()]
         results: list[_Result | None] = [None] * len(jobs)
         todo = iter(range(len(jobs)))
 
-        async def lane(client: httpx.AsyncClient) -> None:
+        async def lane(client: httpx.AsyncClient | None) -> None:
             # ``concurrency`` lanes take the jobs in order; each client serves at most
             # ``_POOL`` lanes, so no request waits inside a pool.
             for i in todo:
@@ -344,8 +354,14 @@ class DeliveryWorker:
         return [r for r in results if r is not None]
 
     async def _send(
-        self, client: httpx.AsyncClient, job: _Job, url: str, body: bytes, secrets: list[str]
+        self,
+        client: httpx.AsyncClient | None,
+        job: _Job,
+        url: str,
+        body: bytes,
+        secrets: list[str],
     ) -> _Result:
+        """One attempt: through the worker's own client (``client`` None) or httpx."""
         started = self._rt.clock()
         ts = int(time.time())
         headers = {
@@ -358,6 +374,7 @@ class DeliveryWorker:
         timeout = self._rt.settings.webhook_timeout
 
         async def post() -> tuple[int, bytes]:
+            assert client is not None
             async with client.stream(
                 "POST", url, content=body, headers=headers, timeout=timeout
             ) as resp:
@@ -368,11 +385,19 @@ class DeliveryWorker:
                         break
                 return resp.status_code, excerpt
 
+        own = self._own if client is None else None
         try:
             # one deadline for the whole exchange: httpx's timeout applies per read, so a
             # receiver trickling bytes could otherwise outlast the claim's lease and a second
             # worker would deliver the same attempt again
-            status, excerpt = await asyncio.wait_for(post(), timeout)
+            if own is not None:
+                status, excerpt = await asyncio.wait_for(
+                    own.post(url, headers, body, limit=_EXCERPT), timeout
+                )
+            else:
+                status, excerpt = await asyncio.wait_for(post(), timeout)
+        except PostError as exc:
+            return _Result(job, started, False, None, _ms(t0), None, str(exc))
         except (httpx.TimeoutException, TimeoutError):
             return _Result(
                 job, started, False, None, _ms(t0), None,
