@@ -376,13 +376,14 @@ def event_data(i: int, organization_id: str, directory_id: str) -> dict[str, Any
 # -- 1. delivery throughput -------------------------------------------------------------------
 
 # The worker variants timed on each backend (also the JSON keys):
-OWN = "own"  # gate.worker as configured: its own HTTP clients (pools of 4 connections)
-ONE_POOL = "one_pool"  # a worker given one httpx client of `concurrency` connections (before)
-WORKERS = (OWN, ONE_POOL)
-# The ceilings: plain httpx, no database, same concurrency, one pool or pools of 4.
+OWN = "own"  # gate.worker as configured: its own HTTP/1.1 client (services/_webhook_http.py)
+# the same worker sending through httpx clients of 4 connections (what it does when a proxy is
+# configured, and what it did by default before 2026-11-29)
+HTTPX_POOLS = "httpx_pools"
+WORKERS = (OWN, HTTPX_POOLS)
+# The ceiling: plain httpx, no database, same concurrency, clients of 4 connections.
 CEIL_POOLS = "ceiling_pools"
-CEIL_ONE = "ceiling_one_pool"
-CEILINGS = (CEIL_POOLS, CEIL_ONE)
+CEILINGS = (CEIL_POOLS,)
 POOL = 4  # connections per client in the worker (sso_gate.services.delivery._POOL)
 
 
@@ -423,23 +424,20 @@ async def build_delivery_backend(
     org = await gate.organizations.create("Hooks Corp", domains=["hooks.example.com"])
     endpoint, secret = await gate.webhooks.create(receiver.url, ["*"])
     n = gate.settings.webhook_concurrency
-    # The same worker (same name: it holds the same SQLite lease) with one injected client of
-    # ``n`` connections: how the worker sent before its clients were split into pools of 4.
-    one_pool = DeliveryWorker(
-        gate._rt,
-        gate.events,
-        gate.webhooks,
-        name=gate.worker.name,
-        http=http_client(n),
-        audit=gate.audit,
+    # The same worker (same name: it holds the same SQLite lease) sending through httpx
+    # clients of 4 connections, as it does when the environment names a proxy.
+    through_httpx = DeliveryWorker(
+        gate._rt, gate.events, gate.webhooks, name=gate.worker.name, audit=gate.audit
     )
+    through_httpx._own = None
+    assert len(through_httpx.clients()) == -(-n // POOL)
     b = DeliveryBackend(
         backend_name(gate),
         gate,
         org.id,
         endpoint.id,
         secret,
-        {OWN: gate.worker, ONE_POOL: one_pool},
+        {OWN: gate.worker, HTTPX_POOLS: through_httpx},
     )
     await gate.worker.drain()  # deliver the organization's own events; the queue is empty now
     return b
@@ -648,7 +646,7 @@ async def measure_delivery(
     concurrency = backends[0].gate.settings.webhook_concurrency
     by_name = {b.name: b for b in backends}
     jobs: list[str] = [f"{b.name}/{v}" for b in backends for v in WORKERS] + list(CEILINGS)
-    pools = {CEIL_POOLS: POOL, CEIL_ONE: concurrency}
+    pools = {CEIL_POOLS: POOL}
 
     async def run(job: str, n: int) -> dict[str, Any]:
         if job in CEILINGS:
@@ -671,7 +669,6 @@ async def measure_delivery(
         "concurrency": concurrency,
         "pool": POOL,
         "events": cfg.events,
-        "pools_in_worker": hasattr(backends[0].gate.worker, "clients"),
         "cases": {},
     }
     for j in jobs:
@@ -1083,20 +1080,18 @@ def markdown_delivery(res: dict[str, Any]) -> str:
     cases = res["cases"]
     conc, pool = res["concurrency"], res["pool"]
     names = sorted({j.split("/")[0] for j in cases if "/" in j}, key=lambda n: n != "SQLite")
-    own = "pools of 4" if res["pools_in_worker"] else "its own client"
     labels = {
-        OWN: f"`gate.worker.drain()` ({own})",
-        ONE_POOL: f"worker with one client of {conc} connections",
-        CEIL_POOLS: f"ceiling: httpx, {conc // pool} clients × {pool} connections",
-        CEIL_ONE: f"ceiling: httpx, one client of {conc} connections",
+        OWN: "`gate.worker.drain()` (its own HTTP/1.1 client)",
+        HTTPX_POOLS: f"worker through httpx, clients of {pool} connections (a proxy configured)",
+        CEIL_POOLS: f"ceiling: plain httpx, {conc // pool} clients × {pool} connections",
     }
     lines = [
         f"Delivery: {res['events']:,} events per round and case, one endpoint, concurrency {conc}.",
         "",
-        "| Case | Deliveries/s, median (IQR) | × ceiling, pools of 4 | × ceiling, one pool "
+        "| Case | Deliveries/s, median (IQR) | × httpx ceiling, same round "
         "| Worker CPU µs/delivery (per CPU-second) | Receiver CPU µs/delivery "
         "| Machine cores busy | Target | Result |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---|",
+        "|---|---:|---:|---:|---:|---:|---|---|",
     ]
 
     def ratio(c: dict[str, Any], key: str) -> str:
@@ -1116,7 +1111,7 @@ def markdown_delivery(res: dict[str, Any]) -> str:
         if job.endswith(f"/{OWN}"):
             rate = f"**{rate}**"
         lines.append(
-            f"| {label} | {rate} | {ratio(c, CEIL_POOLS)} | {ratio(c, CEIL_ONE)} "
+            f"| {label} | {rate} | {ratio(c, CEIL_POOLS)} "
             f"| {c['cpu_us_per_delivery']:.0f} ({1e6 / c['cpu_us_per_delivery']:.0f}/s) "
             f"| {c['receiver_cpu_us_per_delivery']:.0f} "
             f"| {c['machine_cores']:.2f} | {target} | {result} |"

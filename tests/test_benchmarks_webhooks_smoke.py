@@ -60,7 +60,7 @@ async def test_delivery_part(database_url: str, receiver: Any) -> None:
         await bench.check_delivery(b, receiver)  # the harness's own checks, both workers
         res = await bench.measure_delivery([b], receiver, TINY, log=lambda _line: None)
         cases = res["cases"]
-        assert set(cases) == {f"{name}/own", f"{name}/one_pool", *bench.CEILINGS}
+        assert set(cases) == {f"{name}/own", f"{name}/httpx_pools", *bench.CEILINGS}
         for case in cases.values():
             assert _positive(case["per_s"]["median"]) and len(case["runs"]) == 1
             assert all(_positive(r["median"]) for r in case["of"].values())

@@ -8,7 +8,9 @@ as ``sso-gate worker`` processes. One pass (:meth:`DeliveryWorker.run_once`):
    PostgreSQL, so any number of workers and instances never claim the same delivery; the claim
    numbers the attempt and pushes ``next_attempt_at`` past the HTTP timeout (a lease: if the
    worker dies, the delivery is retried when the lease runs out);
-3. **send** them concurrently (``SSO_GATE_WEBHOOK_CONCURRENCY``), signed per Standard Webhooks;
+3. **send** them concurrently (``SSO_GATE_WEBHOOK_CONCURRENCY``), signed per Standard Webhooks,
+   through the worker's own HTTP/1.1 client (``_webhook_http``), or through httpx when a
+   client is injected or the environment names a proxy;
 4. **record** every attempt (status, latency, response excerpt) and the next retry in one
    transaction; an update only applies while the worker still holds the claim;
 5. **stream** audit logs: one batch per due log stream (``audit_streams``, same claim scheme).
@@ -70,7 +72,7 @@ _LEASE_SECONDS = 30.0
 _PURGE_EVERY = 3600.0
 _EXCERPT = 500
 _USER_AGENT = "sso-gate-webhooks/1"
-# Connections per HTTP client. httpcore's pool does work proportional to its connections on
+# Connections per httpx client (the worker's httpx path). httpcore's pool does work proportional to its connections on
 # every state change of every request (and, for idle connections, to their square): one pool
 # of 32 costs ~3 ms of CPU per request on a 2 vCPU VM, 8 pools of 4 ~1 ms. So the worker keeps
 # ceil(SSO_GATE_WEBHOOK_CONCURRENCY / 4) clients and gives each at most 4 requests at a time.
