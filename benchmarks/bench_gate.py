@@ -275,9 +275,11 @@ async def bulk_orgs(gate: SSOGate, count: int, batch: int = 5_000) -> list[str]:
     return domains
 
 
-async def build_env(tmp: Path, orgs: int = 100_000) -> Env:
+async def build_env(tmp: Path, orgs: int = 100_000, database_url: str | None = None) -> Env:
+    """The gate on a new SQLite file in ``tmp`` (or on ``database_url``, an empty or migrated
+    database: the smoke test's PostgreSQL case), ``orgs`` organizations, every case checked."""
     app = hello_app()
-    gate = SSOGate(make_settings(f"sqlite:///{tmp / 'bench.db'}"))
+    gate = SSOGate(make_settings(database_url or f"sqlite:///{tmp / 'bench.db'}"))
     await gate.migrate()
     org_domains = await bulk_orgs(gate, orgs)
     wrapped = gate.wrap(app)

@@ -404,10 +404,13 @@ def gate_expectations(
     )
 
 
-async def build_env(tmp: Path, peers: tuple[str, ...] = (PYSAML2, PY3SAML)) -> Env:
-    """The gate (SQLite in ``tmp``), one organization with a SAML connection to the fake IdP,
-    the signed response, the peers that can run here; every case checked before it is timed."""
-    gate = SSOGate(make_settings(f"sqlite:///{tmp / 'bench_saml.db'}"))
+async def build_env(
+    tmp: Path, peers: tuple[str, ...] = (PYSAML2, PY3SAML), database_url: str | None = None
+) -> Env:
+    """The gate (SQLite in ``tmp``, or ``database_url``: the smoke test's PostgreSQL case), one
+    organization with a SAML connection to the fake IdP, the signed response, the peers that
+    can run here; every case checked before it is timed."""
+    gate = SSOGate(make_settings(database_url or f"sqlite:///{tmp / 'bench_saml.db'}"))
     await gate.migrate()
     idp = FakeSamlIdP()  # RSA-2048 key, self-signed certificate
     org = await gate.organizations.create("Acme", domains=["acme.test"], sso_policy="required")

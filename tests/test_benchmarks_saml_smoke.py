@@ -37,8 +37,9 @@ def _number(x: object) -> bool:
 
 
 @pytest.fixture
-async def env(tmp_path: Path):  # type: ignore[no-untyped-def]
-    e = await bench.build_env(tmp_path, peers=())  # build_env also runs the harness's checks
+async def env(tmp_path: Path, database_url: str):  # type: ignore[no-untyped-def]
+    # build_env also runs the harness's checks
+    e = await bench.build_env(tmp_path, peers=(), database_url=database_url)
     yield e
     await e.aclose()
 

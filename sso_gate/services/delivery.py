@@ -72,9 +72,10 @@ _LEASE_SECONDS = 30.0
 _PURGE_EVERY = 3600.0
 _EXCERPT = 500
 _USER_AGENT = "sso-gate-webhooks/1"
-# Connections per httpx client (the worker's httpx path). httpcore's pool does work proportional to its connections on
-# every state change of every request (and, for idle connections, to their square): one pool
-# of 32 costs ~3 ms of CPU per request on a 2 vCPU VM, 8 pools of 4 ~1 ms. So the worker keeps
+# Connections per httpx client (the worker's httpx path). httpcore's pool does work
+# proportional to its connections on every state change of every request (and, for idle
+# connections, to their square): one pool of 32 costs ~3 ms of CPU per request on a 2 vCPU VM,
+# 8 pools of 4 ~1 ms. So the worker keeps
 # ceil(SSO_GATE_WEBHOOK_CONCURRENCY / 4) clients and gives each at most 4 requests at a time.
 _POOL = 4
 
