@@ -107,6 +107,12 @@ def main() -> int:
         f"commit {_git('rev-parse', '--short', 'HEAD')}{dirty}",
         f"* machine: {platform.python_implementation()} {platform.python_version()}, "
         f"{os.cpu_count()} cores",
+        "* databases: "
+        + (
+            "SQLite and PostgreSQL (`SSO_GATE_TEST_POSTGRES_URL` set: every database test twice)"
+            if os.environ.get("SSO_GATE_TEST_POSTGRES_URL")
+            else "SQLite only (set `SSO_GATE_TEST_POSTGRES_URL` for PostgreSQL too)"
+        ),
         f"* duration: {seconds / 60:.1f} min",
         f"* pytest: **{verdict}**",
         "",
