@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
+
 from sso_gate._time import isoformat
+from sso_gate.scim.errors import SCIMError
 from sso_gate.store import repositories as repo
+from sso_gate.store.tables import directory_groups, directory_users
 
 __all__ = [
     "USER_SCHEMA",
@@ -42,6 +47,48 @@ def _primary_email(resource: dict[str, Any]) -> str | None:
     return (str(chosen["value"]).strip().lower() or None) if chosen else None
 
 
+def _limits(table: sa.Table) -> dict[str, int]:
+    out = {}
+    for column in table.c:
+        length = getattr(getattr(column.type, "impl", column.type), "length", None)
+        if isinstance(length, int):
+            out[column.name] = length
+    return out
+
+
+_USER_LIMITS = _limits(directory_users)
+_GROUP_LIMITS = _limits(directory_groups)
+_USER_ATTRIBUTES = {
+    "user_name": "userName",
+    "user_name_lower": "userName (lower-cased)",
+    "external_id": "externalId",
+    "email": "the primary email (emails[].value, or userName)",
+    "first_name": "name.givenName",
+    "last_name": "name.familyName",
+}
+_GROUP_ATTRIBUTES = {
+    "display_name": "displayName",
+    "display_name_lower": "displayName (lower-cased)",
+    "external_id": "externalId",
+}
+
+
+def _fit(
+    columns: dict[str, Any], limits: Mapping[str, int], names: Mapping[str, str]
+) -> dict[str, Any]:
+    """The columns, if each fits its column's length; else a 400 ``invalidValue`` naming the
+    attribute. PostgreSQL refuses a longer value (SQLite would store it): both refuse it here,
+    before anything is written."""
+    for column, value in columns.items():
+        limit = limits.get(column)
+        if limit is not None and isinstance(value, str) and len(value) > limit:
+            raise SCIMError(
+                f"{names.get(column, column)} is longer than {limit} characters",
+                scim_type="invalidValue",
+            )
+    return columns
+
+
 def user_columns(resource: dict[str, Any]) -> dict[str, Any]:
     """The indexed columns derived from a validated SCIM User."""
     name = resource.get("name") if isinstance(resource.get("name"), dict) else {}
@@ -50,7 +97,7 @@ def user_columns(resource: dict[str, Any]) -> dict[str, Any]:
     if email is None and "@" in user_name:
         email = user_name.strip().lower()
     active = resource.get("active", True)
-    return {
+    columns = {
         "user_name": user_name,
         "user_name_lower": user_name.lower(),
         "external_id": resource.get("externalId"),
@@ -59,15 +106,17 @@ def user_columns(resource: dict[str, Any]) -> dict[str, Any]:
         "last_name": (name or {}).get("familyName"),
         "state": "active" if active is not False else "inactive",
     }
+    return _fit(columns, _USER_LIMITS, _USER_ATTRIBUTES)
 
 
 def group_columns(resource: dict[str, Any]) -> dict[str, Any]:
     display = str(resource["displayName"])
-    return {
+    columns = {
         "display_name": display,
         "display_name_lower": display.lower(),
         "external_id": resource.get("externalId"),
     }
+    return _fit(columns, _GROUP_LIMITS, _GROUP_ATTRIBUTES)
 
 
 def _meta(

@@ -325,3 +325,36 @@ async def test_group_patch_answers_204_unless_the_resource_is_asked_for(
 
     log = [(m, s) for m, p, s, _ in await scim.log() if p.startswith("/Groups/")]
     assert log[:4] == [("PATCH", 204), ("PATCH", 204), ("PATCH", 204), ("PATCH", 412)]
+
+
+async def test_values_longer_than_their_columns_are_a_400(scim: Client) -> None:
+    """PostgreSQL refuses a value longer than its column (found by the long fuzz run: a 500
+    for a 300-character Group displayName); both backends answer 400 invalidValue naming the
+    attribute, and nothing is written."""
+    long = "x" * 256
+    cases = [
+        ("POST", "/Groups", {"schemas": [GROUP], "displayName": long}, "displayName"),
+        ("POST", "/Groups", {"schemas": [GROUP], "displayName": "G", "externalId": long}, "externalId"),
+        ("POST", "/Users", {"schemas": [USER], "userName": "u" * 321}, "userName"),
+        # lower-casing can lengthen a value: "İ" becomes two code points
+        ("POST", "/Users", {"schemas": [USER], "userName": "İ" * 200}, "userName (lower-cased)"),
+        ("POST", "/Users", {"schemas": [USER], "userName": "n", "name": {"givenName": "g" * 201}}, "name.givenName"),
+        (
+            "POST",
+            "/Users",
+            {"schemas": [USER], "userName": "n", "emails": [{"value": "e" * 321, "primary": True}]},
+            "the primary email",
+        ),
+    ]  # fmt: skip
+    for method, path, body, attribute in cases:
+        r = await scim(method, path, body)
+        assert r.status_code == 400, (attribute, r.text)
+        err = r.json()
+        assert err["scimType"] == "invalidValue" and err["detail"].startswith(attribute), err
+    u = await scim.user("ann@acme.test")
+    patch = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "externalId", "value": long}]}  # fmt: skip
+    r = await scim("PATCH", f"/Users/{u['id']}", patch)
+    assert r.status_code == 400 and r.json()["detail"].startswith("externalId")
+    assert await scim.events("dsync.group.created") == []
+    assert len(await scim.events("dsync.user.created")) == 1  # ann only
+    assert (await scim("GET", f"/Users/{u['id']}")).json().get("externalId") is None
