@@ -148,8 +148,15 @@ class WebhookHTTP:
                 self._ssl = httpx.create_ssl_context()  # the CAs httpx would trust
             tls = self._ssl
         try:
+            # Happy Eyeballs (RFC 8305) as httpx/AnyIO do it: with IPv6 and IPv4 addresses, a
+            # black-holed IPv6 route does not use up the delivery's whole timeout
             reader, writer = await asyncio.open_connection(
-                host, port, ssl=tls, server_hostname=host if tls else None, limit=_READ
+                host,
+                port,
+                ssl=tls,
+                server_hostname=host if tls else None,
+                limit=_READ,
+                happy_eyeballs_delay=0.25,
             )
         except ssl.SSLCertVerificationError as exc:
             raise PostError(f"TLS certificate not trusted ({exc.verify_message})") from None
