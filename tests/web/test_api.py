@@ -299,3 +299,22 @@ async def test_saml_connection_via_api(api: httpx.AsyncClient) -> None:
         "/connections", json={"organization_id": org["id"], "saml": {"metadata_xml": "<nope/>"}}
     )
     assert r.status_code == 422 and "metadata" in r.json()["message"]
+
+
+async def test_role_mapping_refuses_nul(api: httpx.AsyncClient) -> None:
+    """Found by the API fuzz: role mapping lives in a JSON column, which no string column type
+    checks, so U+0000 was stored and answered back (the OpenAPI document forbids it)."""
+    org = (await api.post("/organizations", json={"name": "Acme"})).json()
+    url = f"/organizations/{org['id']}/role_mapping"
+    for body in (
+        {"role_mapping": [{"group": "Admins", "role": "admin"}, {"group": "x\x00", "role": "r"}]},
+        {"role_mapping": [{"group": "Admins", "role": "ad\x00min"}]},
+        {"role_mapping": [], "default_role": "member\x00"},
+    ):
+        r = await api.put(url, json=body)
+        assert r.status_code == 422, r.text
+        assert r.json()["code"] == "invalid_text" and "U+0000" in r.json()["message"]
+    ok = await api.put(url, json={"role_mapping": [{"group": "Admins", "role": "admin"}]})
+    assert ok.status_code == 200 and ok.json()["role_mapping"] == [
+        {"group": "Admins", "role": "admin"}
+    ]
