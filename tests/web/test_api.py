@@ -318,3 +318,21 @@ async def test_role_mapping_refuses_nul(api: httpx.AsyncClient) -> None:
     assert ok.status_code == 200 and ok.json()["role_mapping"] == [
         {"group": "Admins", "role": "admin"}
     ]
+
+
+async def test_connection_settings_refuse_nul(api: httpx.AsyncClient) -> None:
+    """Found by probing after the role-mapping fuzz find: OIDC and SAML settings live in a JSON
+    column too; U+0000 anywhere in them is a 422 naming the field, and nothing is created."""
+    org = (await api.post("/organizations", json={"name": "Acme", "domains": ["acme.test"]})).json()
+    oidc = {"issuer": "https://acme.okta.test", "client_id": "cid", "client_secret": "s"}
+    for key, value in (
+        ("client_id", "c\x00id"),
+        ("client_secret", "s\x00"),
+        ("scopes", ["openid", "em\x00ail"]),
+    ):
+        body = {"organization_id": org["id"], "oidc": {**oidc, key: value}}
+        r = await api.post("/connections", json=body)
+        assert r.status_code == 422, r.text
+        assert r.json()["code"] == "invalid_text" and r.json()["field"] == key
+    listed = (await api.get("/connections", params={"organization_id": org["id"]})).json()
+    assert listed["data"] == []
