@@ -120,11 +120,15 @@ def _metadata(value: object, field: str) -> dict[str, Any]:
             raise ValidationError(
                 f"{field} key {key[:50]!r} is longer than {_MAX_KEY} characters", field=field
             )
+        if "\x00" in key:
+            raise ValidationError(f"a key of {field} {NUL_MESSAGE}", field=field)
         if isinstance(item, str):
             if len(item) > _MAX_STRING:
                 raise ValidationError(
                     f"{field}.{key} is longer than {_MAX_STRING} characters", field=field
                 )
+            if "\x00" in item:
+                raise ValidationError(f"{field}.{key} {NUL_MESSAGE}", field=field)
         elif not (item is None or isinstance(item, bool | int | float)):
             raise ValidationError(
                 f"{field}.{key} must be a string, number, boolean or null", field=field
@@ -181,11 +185,11 @@ def _metadata_fast(value: object) -> dict[str, Any] | None:
     if type(value) is not dict or len(value) > _MAX_KEYS:
         return None
     for key, item in value.items():
-        if type(key) is not str or not 0 < len(key) <= _MAX_KEY:
+        if type(key) is not str or not 0 < len(key) <= _MAX_KEY or "\x00" in key:
             return None
         kind = type(item)
         if kind is str:
-            if len(item) > _MAX_STRING:
+            if len(item) > _MAX_STRING or "\x00" in item:
                 return None
         elif kind not in _SCALARS:
             return None

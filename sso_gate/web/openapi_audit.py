@@ -183,7 +183,7 @@ def audit_schemas() -> dict[str, Any]:
     meta = {
         "type": ["object", "null"],
         "maxProperties": 50,
-        "propertyNames": {"minLength": 1, "maxLength": 40},
+        "propertyNames": {"type": "string", "minLength": 1, "maxLength": 40},
         "additionalProperties": {"type": ["string", "number", "boolean", "null"], "maxLength": 500},
     }
 

@@ -566,3 +566,17 @@ async def test_nul_in_text_is_refused_on_every_backend(gate: SSOGate, org_id: st
     assert exc2.value.code == "invalid_text"
     with pytest.raises(ValidationError):
         await gate.audit.list("org_\x00")
+
+
+async def test_nul_in_metadata_is_refused(gate: SSOGate, org_id: str) -> None:
+    """Metadata values and keys holding U+0000 are refused (the OpenAPI document forbids it in
+    every request string; metadata lived in JSON, which no string column type checks)."""
+    for bad in (
+        event(metadata={"k": "v\x00"}),
+        event(metadata={"k\x00": "v"}),
+        event(actor={"type": "user", "id": "u1", "metadata": {"x": "\x00"}}),
+        event(targets=[{"type": "invoice", "id": "i1", "metadata": {"x\x00y": 1}}]),
+    ):
+        with pytest.raises(ValidationError, match="U\\+0000"):
+            await gate.audit.emit(org_id, bad)
+    assert (await gate.audit.list(org_id, actions=["invoice.paid"])).data == ()
