@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["find_nul", "NUL_MESSAGE"]
+from sso_gate.exceptions import ValidationError
+
+__all__ = ["find_nul", "refuse_nul", "NUL_MESSAGE"]
 
 NUL_MESSAGE = "contains the NUL character (U+0000), which is not allowed in text"
 
@@ -30,3 +32,14 @@ def find_nul(value: Any, path: str = "") -> str | None:
             if found is not None:
                 return found
     return None
+
+
+def refuse_nul(**fields: object) -> None:
+    """A 422 ``invalid_text`` naming the field for U+0000 in any of ``fields`` (strings, or
+    lists and mappings of them): for input kept in JSON columns, which no string column type
+    checks (role mapping, connection settings)."""
+    for name, value in fields.items():
+        where = find_nul(value)
+        if where is not None:
+            path = name if not where else f"{name}{'' if where.startswith('[') else '.'}{where}"
+            raise ValidationError(f"{path} {NUL_MESSAGE}", field=name, code="invalid_text")

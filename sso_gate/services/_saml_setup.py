@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from sso_gate._nul import refuse_nul
 from sso_gate.exceptions import IdPUnavailableError, ValidationError
 from sso_gate.saml.metadata import (
     IdPMetadata,
@@ -109,6 +110,13 @@ async def resolve_idp(
     certificates: Sequence[str],
 ) -> IdPMetadata:
     """The IdP from exactly one source: metadata XML, a metadata URL, or fields."""
+    refuse_nul(
+        metadata_xml=metadata_xml,
+        metadata_url=metadata_url,
+        idp_entity_id=idp_entity_id,
+        sso_url=sso_url,
+        certificates=certificates,
+    )
     now = rt.clock()
     sources = sum(1 for x in (metadata_xml, metadata_url, sso_url) if x)
     if sources != 1:

@@ -12,7 +12,7 @@ from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sso_gate._ids import new_id
-from sso_gate._nul import NUL_MESSAGE, find_nul
+from sso_gate._nul import refuse_nul
 from sso_gate._time import isoformat
 from sso_gate._urls import safe_return_to
 from sso_gate.exceptions import NotFoundError, SSOGateError, ValidationError
@@ -71,17 +71,6 @@ def _renewal_events(
         )
         for fp, not_after in renewals
     ]
-
-
-def _refuse_nul(**fields: object) -> None:
-    """A 422 ``invalid_text`` for U+0000 in any of ``fields`` (strings, or lists and mappings
-    of them): a connection's settings live in a JSON column, which no string column type
-    checks (the API fuzz stored a ``client_id`` holding it)."""
-    for name, value in fields.items():
-        where = find_nul(value)
-        if where is not None:
-            path = name if not where else f"{name}{'' if where.startswith('[') else '.'}{where}"
-            raise ValidationError(f"{path} {NUL_MESSAGE}", field=name, code="invalid_text")
 
 
 class ConnectionsService:
@@ -163,7 +152,7 @@ class ConnectionsService:
 
         A ``draft`` may leave issuer, client id and secret empty: its redirect URI exists at
         once (for the IdP administrator); :meth:`update_oidc` fills the provider in later."""
-        _refuse_nul(
+        refuse_nul(
             issuer=issuer,
             client_id=client_id,
             client_secret=client_secret,
@@ -295,12 +284,7 @@ class ConnectionsService:
         generated key pair (private key encrypted at rest) for signed AuthnRequests and
         encrypted assertions.
         """
-        _refuse_nul(
-            metadata_xml=metadata_xml,
-            metadata_url=metadata_url,
-            idp_entity_id=idp_entity_id,
-            sso_url=sso_url,
-            certificates=certificates,
+        refuse_nul(  # the IdP's fields: resolve_idp
             name=name,
             idp_initiated_landing=idp_initiated_landing,
             attribute_overrides=attribute_overrides,
@@ -396,13 +380,6 @@ class ConnectionsService:
         certificates: Sequence[str] = (),
     ) -> Connection:
         """Replace the IdP side (new metadata or certificates, e.g. for certificate renewal)."""
-        _refuse_nul(
-            metadata_xml=metadata_xml,
-            metadata_url=metadata_url,
-            idp_entity_id=idp_entity_id,
-            sso_url=sso_url,
-            certificates=certificates,
-        )
         current = await self.get(connection_id)
         if current.saml is None:
             raise ValidationError("not a SAML connection", field="connection_id")
@@ -426,7 +403,7 @@ class ConnectionsService:
     ) -> Connection:
         """Set an OIDC connection's provider (e.g. a draft's); ``client_secret=None`` keeps the
         stored secret (which is never shown again)."""
-        _refuse_nul(issuer=issuer, client_id=client_id, client_secret=client_secret)
+        refuse_nul(issuer=issuer, client_id=client_id, client_secret=client_secret)
         current = await self.get(connection_id)
         if current.oidc is None:
             raise ValidationError("not an OIDC connection", field="connection_id")

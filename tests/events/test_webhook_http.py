@@ -4,19 +4,14 @@ sockets on loopback: plain asyncio servers that answer well, badly, slowly or no
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from sso_gate.services._webhook_http import PostError, WebhookHTTP, proxies_configured
+from tests.audit.receivers import self_signed
 
 pytestmark = pytest.mark.anyio
 
@@ -203,51 +198,18 @@ async def test_a_timed_out_exchange_closes_its_connection(client: WebhookHTTP) -
         release.set()
 
 
-def _certificate(tmp: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 async def test_tls_is_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A receiver whose certificate nobody trusts is refused; trusted through SSL_CERT_FILE
     (as httpx would), the same receiver gets the POST over TLS."""
-    cert, key = _certificate(tmp_path)
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.load_cert_chain(cert, key)
-    srv = Server(lambda r, w: asyncio.sleep(0), tls=tls)
+    pair = self_signed(tmp_path)
+    srv = Server(lambda r, w: asyncio.sleep(0), tls=pair.server_context())
     srv.handler = keep_alive()(srv)
     async with srv:
         untrusting = WebhookHTTP(user_agent="t", max_idle=1)
         with pytest.raises(PostError, match="TLS certificate not trusted"):
             await untrusting.post(srv.url("https"), {}, b"{}", limit=500)
         await untrusting.aclose()
-        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        monkeypatch.setenv("SSL_CERT_FILE", str(pair.cert_file))
         trusting = WebhookHTTP(user_agent="t", max_idle=1)
         assert await trusting.post(srv.url("https"), {}, b"{}", limit=500) == (200, b"ok")
         assert await trusting.post(srv.url("https"), {}, b"{}", limit=500) == (200, b"ok")

@@ -334,5 +334,8 @@ async def test_connection_settings_refuse_nul(api: httpx.AsyncClient) -> None:
         r = await api.post("/connections", json=body)
         assert r.status_code == 422, r.text
         assert r.json()["code"] == "invalid_text" and r.json()["field"] == key
+    saml = {"idp_entity_id": "urn:idp", "sso_url": "https://idp.test/sso\x00", "certificates": []}
+    r = await api.post("/connections", json={"organization_id": org["id"], "saml": saml})
+    assert r.status_code == 422 and r.json()["field"] == "sso_url", r.text
     listed = (await api.get("/connections", params={"organization_id": org["id"]})).json()
     assert listed["data"] == []
