@@ -19,7 +19,10 @@ sending and before recording; receivers can de-duplicate on the event ``id``.
 A stream is claimed in a short transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite
 one worker runs at a time) with a lease (``claim``, ``next_attempt_at`` past the send timeout):
 any number of workers never send a stream's batches concurrently, and a dead worker's stream is
-picked up when the lease runs out.
+picked up when the lease runs out. A database outage part-way through a pass does not wait for
+the lease: the next pass first records the batches that were sent (a record that did commit,
+its answer lost, no longer holds the claim and changes nothing) and releases the streams that
+were claimed, or may have been, but not sent.
 
 Secrets (``token``, ``signing_secret``, ``api_key``) are given inside ``config``, stored
 encrypted with the gate's secret box and never returned: :class:`AuditStream` shows
@@ -159,6 +162,9 @@ class AuditStreamsService:
         self._http = http
         self._owns_http = http is None
         self._sender = transport.Sender(lambda: self.http)
+        # what a pass the database interrupted left: claims to release, batches to record
+        self._unsent: builtins.list[str] = []
+        self._unfinished: builtins.list[_Batch] = []
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -442,8 +448,12 @@ class AuditStreamsService:
     async def deliver_due(self) -> int:
         """Claim due streams, send one batch each, record the outcomes; returns how many
         batches were attempted (0 = nothing to do)."""
-        claimed = await self._claim()
+        await self._settle()
+        claim = new_id("claim")
+        self._unsent.append(claim)  # until its streams are sent (the claim may commit unseen)
+        claimed = await self._claim(claim)
         if not claimed:
+            self._unsent.remove(claim)
             return 0
         sem = asyncio.Semaphore(self._rt.settings.webhook_concurrency)
 
@@ -452,14 +462,31 @@ class AuditStreamsService:
                 return await self._deliver(row, claim)
 
         batches = await asyncio.gather(*(one(r, c) for r, c in claimed))
+        self._unsent.remove(claim)
+        self._unfinished = batches
         await self._finish(batches)
+        self._unfinished = []
         return len(batches)
 
-    async def _claim(self) -> builtins.list[tuple[repo.Row, str]]:
+    async def _settle(self) -> None:
+        """Finish what an interrupted pass left (module docstring, "Workers")."""
+        if self._unfinished:
+            await self._finish(self._unfinished)  # guarded by the claim: safe to repeat
+            self._unfinished = []
+        if self._unsent:
+            s = audit_streams
+            async with self._rt.transaction() as conn:
+                await conn.execute(
+                    sa.update(s)
+                    .where(s.c.claim.in_(self._unsent))
+                    .values(claim=None, next_attempt_at=self._rt.clock())
+                )
+            self._unsent = []
+
+    async def _claim(self, claim: str) -> builtins.list[tuple[repo.Row, str]]:
         now = self._rt.clock()
         s, t = audit_streams, audit_events
         lease = now + timedelta(seconds=self._rt.settings.webhook_timeout + _LEASE_SECONDS)
-        claim = new_id("claim")
         pending = sa.exists().where(
             t.c.organization_id == s.c.organization_id, t.c.seq > s.c.cursor
         )

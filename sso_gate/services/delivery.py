@@ -13,7 +13,14 @@ as ``sso-gate worker`` processes. One pass (:meth:`DeliveryWorker.run_once`):
    client is injected or the environment names a proxy;
 4. **record** every attempt (status, latency, response excerpt) and the next retry in one
    transaction; an update only applies while the worker still holds the claim;
-5. **stream** audit logs: one batch per due log stream (``audit_streams``, same claim scheme).
+5. when the database fails part-way through a pass, the worker keeps what it knows and
+   settles it first on the next pass, so an outage neither strands deliveries behind their
+   lease nor sends them twice: attempts it sent but could not record are recorded (those whose
+   record did commit, its answer lost, are recognised and skipped), and deliveries it claimed
+   (or may have claimed: a COMMIT whose answer was lost) but did not send are released, due at
+   once with their attempt count restored. Only a worker that dies leaves its deliveries to the
+   lease (and then a receiver may see an attempt twice: delivery is at least once);
+6. **stream** audit logs: one batch per due log stream (``audit_streams``, same claim scheme).
 
 On SQLite a single worker is enforced with a lease row (``worker_leases``): a second worker
 stands by until the first one stops or its lease expires.
@@ -134,6 +141,9 @@ class DeliveryWorker:
         self.housekeeping = Housekeeping(rt)
         self._is_sqlite = rt.engine.dialect.name == "sqlite"
         self._has_lease = False
+        # a pass the database interrupted: claims to release, attempts to record (see step 5)
+        self._unsent: list[str] = []
+        self._unrecorded: list[_Result] = []
         events_service.committed_listeners.append(self.wake)
 
     def wake(self) -> None:
@@ -223,10 +233,16 @@ class DeliveryWorker:
             swept = await self.housekeeping.purge()
             if any(swept.values()):
                 log.info("purged expired rows: %s", swept)
-        jobs = await self._claim()
-        if jobs:
-            results = await self._send_all(jobs)
+        await self._settle()
+        claim = new_id("claim")
+        self._unsent.append(claim)  # until its deliveries are sent (the claim may commit unseen)
+        jobs = await self._claim(claim)
+        results = await self._send_all(jobs) if jobs else []
+        self._unsent.remove(claim)
+        if results:
+            self._unrecorded = results
             await self._record(results)
+            self._unrecorded = []
         batches = await self._streams.deliver_due() if self._streams is not None else 0
         return len(jobs) + batches
 
@@ -289,11 +305,32 @@ class DeliveryWorker:
 
     # -- claim, send, record -------------------------------------------------------------------
 
-    async def _claim(self) -> list[_Job]:
+    async def _settle(self) -> None:
+        """Finish what an interrupted pass left: record its sent attempts, release its unsent
+        claims (module docstring, step 5)."""
+        if self._unrecorded:
+            await self._record(self._unrecorded, again=True)
+            self._unrecorded = []
+        if self._unsent:
+            d = webhook_deliveries
+            async with self._rt.transaction() as conn:
+                released = await conn.execute(
+                    sa.update(d)
+                    .where(d.c.claim.in_(self._unsent), d.c.status == "pending")
+                    .values(
+                        attempts=d.c.attempts - 1,
+                        next_attempt_at=self._rt.clock(),
+                        claim=None,
+                    )
+                )
+            if released.rowcount:
+                log.info("released %d deliveries an interrupted pass claimed", released.rowcount)
+            self._unsent = []
+
+    async def _claim(self, claim: str) -> list[_Job]:
         now = self._rt.clock()
         d, ep = webhook_deliveries, webhook_endpoints
         lease = now + timedelta(seconds=self._rt.settings.webhook_timeout + _LEASE_SECONDS)
-        claim = new_id("claim")
         async with self._rt.transaction() as conn:
             stmt = (
                 sa.select(d.c.id, d.c.endpoint_id, d.c.event_id, d.c.attempts)
@@ -413,7 +450,23 @@ class DeliveryWorker:
         error = None if ok else f"HTTP {status}"
         return _Result(job, started, ok, status, _ms(t0), text, error)
 
-    async def _record(self, results: Sequence[_Result]) -> None:
+    async def _record(self, results: Sequence[_Result], *, again: bool = False) -> None:
+        """Record ``results`` in one transaction. ``again``: a retry of a record whose outcome
+        is unknown; the results it already wrote (their claim is gone) are skipped."""
+        if again:
+            d = webhook_deliveries
+            async with self._rt.read() as conn:
+                held = {
+                    (r.id, r.claim)
+                    for r in await conn.execute(
+                        sa.select(d.c.id, d.c.claim).where(
+                            d.c.id.in_([r.job.delivery_id for r in results])
+                        )
+                    )
+                }
+            results = [r for r in results if (r.job.delivery_id, r.job.claim) in held]
+            if not results:
+                return
         now = self._rt.clock()
         schedule = self._rt.settings.webhook_retry_schedule
         d = webhook_deliveries

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from sso_gate import SSOGate, ValidationError
-from sso_gate.exceptions import NotFoundError
+from sso_gate.exceptions import NotFoundError, StorageUnavailableError
 from sso_gate.services._stream_formats import syslog_frame
 from sso_gate.webhooks import ReplayCache, generate_secret, verify
 from tests.audit.receivers import SD_PARAM_RE, SYSLOG_RE
@@ -380,6 +380,46 @@ async def test_failures_back_off_and_nothing_is_lost(make_gate: Any) -> None:
     s = await gate.audit_streams.get(stream.id)
     assert (s.consecutive_failures, s.last_error, s.lag, s.state) == (0, None, 0, "active")
     assert paid(json.loads(mock.requests[-1].content)["events"]) == list(range(5))
+
+
+@pytest.mark.parametrize(
+    ("step", "commits"),
+    [
+        ("_claim", False),
+        ("_claim", True),
+        ("_deliver", False),
+        ("_finish", False),
+        ("_finish", True),
+    ],
+)
+async def test_a_pass_the_database_interrupts_is_settled_by_the_next(
+    make_gate: Any, step: str, commits: bool
+) -> None:
+    """Whichever step an outage hits (before it writes, or after its COMMIT with the answer
+    lost), the next pass finishes the work without waiting for the lease and without sending a
+    batch twice."""
+    mock = Mock()
+    gate = await make_gate(mock)
+    org = await org_with_events(gate)
+    stream = await gate.audit_streams.create(org, "https", {"url": URL})
+    await gate.audit.emit_many(org, [event(i) for i in range(5)])
+    await gate.audit.chain()
+    service = gate.audit_streams
+    real = getattr(service, step)
+
+    async def once(*args: Any, **kwargs: Any) -> Any:
+        setattr(service, step, real)
+        if commits:
+            await real(*args, **kwargs)
+        raise StorageUnavailableError("the database is unavailable")
+
+    setattr(service, step, once)
+    with pytest.raises(StorageUnavailableError):
+        await gate.worker.run_once()
+    await gate.worker.drain()  # no clock moves: a stranded lease would hold the stream
+    assert len(mock.requests) == 1 and paid(mock.events()) == list(range(5))
+    s = await gate.audit_streams.get(stream.id)
+    assert (s.lag, s.consecutive_failures, s.state) == (0, 0, "active")
 
 
 async def test_errors_never_show_a_secret(make_gate: Any) -> None:

@@ -14,10 +14,10 @@ import pytest
 import sqlalchemy as sa
 
 from sso_gate import SSOGate, ValidationError
-from sso_gate.exceptions import NotFoundError
+from sso_gate.exceptions import NotFoundError, StorageUnavailableError
 from sso_gate.services.delivery import DeliveryWorker
 from sso_gate.store.tables import events as events_table
-from sso_gate.store.tables import webhook_attempts
+from sso_gate.store.tables import webhook_attempts, webhook_deliveries
 from sso_gate.webhooks import ReplayCache, verify
 from tests.conftest import make_settings
 
@@ -329,6 +329,75 @@ async def test_each_attempt_number_is_recorded_once(make_gate: Any) -> None:
             )
         ).all()
     assert len(rows) == len(set(rows)) == len(receiver.requests)
+
+
+# -- a database outage part-way through a pass ----------------------------------------------
+
+
+def _outage_after(worker: DeliveryWorker, step: str, *, commits: bool) -> None:
+    """Make the worker's next ``step`` (``_claim``, ``_send_all`` or ``_record``) fail as an
+    outage does: before it writes anything (``commits`` False) or after its COMMIT, the answer
+    lost (True). Only the first call fails."""
+    real = getattr(worker, step)
+
+    async def once(*args: Any, **kwargs: Any) -> Any:
+        setattr(worker, step, real)
+        if commits:
+            await real(*args, **kwargs)
+        raise StorageUnavailableError("the database is unavailable")
+
+    setattr(worker, step, once)
+
+
+@pytest.mark.parametrize(
+    ("step", "commits"),
+    [
+        ("_claim", False),
+        ("_claim", True),
+        ("_send_all", False),
+        ("_record", False),
+        ("_record", True),
+    ],
+)
+async def test_a_pass_the_database_interrupts_is_settled_by_the_next(
+    make_gate: Any, receiver: Receiver, step: str, commits: bool
+) -> None:
+    """Whichever step an outage hits, the next pass finishes the work without waiting for the
+    claim's lease and without sending an event twice; attempt numbers stay 1, 2, ..."""
+    gate = await make_gate(receiver)
+    endpoint, _ = await gate.webhooks.create(URL, ["organization.created"])
+    await gate.organizations.create("Acme")
+    _outage_after(gate.worker, step, commits=commits)
+    with pytest.raises(StorageUnavailableError):
+        await gate.worker.run_once()
+    sent_before = len(receiver.requests)
+    await gate.worker.drain()  # no clock moves: a stranded lease would leave it pending
+    assert len(receiver.requests) == 1 == len(receiver.accepted)
+    assert sent_before == (1 if step == "_record" else 0)
+    (delivery,) = (await gate.webhooks.list_deliveries(endpoint.id)).data
+    assert delivery.status == "succeeded" and delivery.attempts == 1
+    (attempt,) = (await gate.webhooks.list_attempts(endpoint.id)).data
+    assert attempt.attempt == 1 and attempt.succeeded
+
+
+async def test_settling_an_outage_keeps_its_claim_or_loses_it(
+    make_gate: Any, receiver: Receiver
+) -> None:
+    """An attempt sent before the outage is recorded only while its delivery is still the
+    worker's: once the lease ran out and another worker claimed it, that one records it."""
+    gate = await make_gate(receiver)
+    endpoint, _ = await gate.webhooks.create(URL, ["organization.created"])
+    await gate.organizations.create("Acme")
+    _outage_after(gate.worker, "_record", commits=False)
+    with pytest.raises(StorageUnavailableError):
+        await gate.worker.run_once()
+    async with gate._rt.transaction() as conn:  # the lease ran out; another worker claimed it
+        await conn.execute(sa.update(webhook_deliveries).values(claim="claim_other"))
+    await gate.worker.drain()
+    assert len(receiver.requests) == 1
+    assert not (await gate.webhooks.list_attempts(endpoint.id)).data
+    (delivery,) = (await gate.webhooks.list_deliveries(endpoint.id)).data
+    assert delivery.status == "pending"  # the other worker's, to record or to let lapse
 
 
 # -- SQLite: one worker ---------------------------------------------------------------------
