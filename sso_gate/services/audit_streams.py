@@ -38,6 +38,7 @@ import asyncio
 import builtins
 import dataclasses
 import json
+import logging
 import random
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -51,7 +52,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sso_gate._ids import new_id
 from sso_gate._time import isoformat
 from sso_gate.audit_schema import GATE_SCOPE, AuditEvent
-from sso_gate.exceptions import ConfigurationError, NotFoundError, ValidationError
+from sso_gate.exceptions import (
+    ConfigurationError,
+    NotFoundError,
+    StorageUnavailableError,
+    ValidationError,
+)
 from sso_gate.models import ListPage
 from sso_gate.services import _fetch
 from sso_gate.services import _stream_formats as fmt
@@ -62,6 +68,8 @@ from sso_gate.store import repositories as repo
 from sso_gate.store.tables import audit_chains, audit_events, audit_streams, organizations
 
 __all__ = ["AuditStreamsService", "AuditStream", "StreamTestResult", "StreamType"]
+
+log = logging.getLogger("sso_gate.worker")
 
 StreamType = fmt.StreamType
 _CLAIM_BATCH = 50
@@ -471,7 +479,16 @@ class AuditStreamsService:
     async def _settle(self) -> None:
         """Finish what an interrupted pass left (module docstring, "Workers")."""
         if self._unfinished:
-            await self._finish(self._unfinished)  # guarded by the claim: safe to repeat
+            try:
+                await self._finish(self._unfinished)  # guarded by the claim: safe to repeat
+            except StorageUnavailableError:
+                raise
+            except Exception:  # never let one bad record wedge every later pass
+                log.exception(
+                    "could not record %d audit stream batches of an interrupted pass; their "
+                    "streams are retried when the claim's lease runs out",
+                    len(self._unfinished),
+                )
             self._unfinished = []
         if self._unsent:
             s = audit_streams

@@ -309,7 +309,16 @@ class DeliveryWorker:
         """Finish what an interrupted pass left: record its sent attempts, release its unsent
         claims (module docstring, step 5)."""
         if self._unrecorded:
-            await self._record(self._unrecorded, again=True)
+            try:
+                await self._record(self._unrecorded, again=True)
+            except StorageUnavailableError:
+                raise
+            except Exception:  # never let one bad record wedge every later pass
+                log.exception(
+                    "could not record %d attempts of an interrupted pass; their deliveries are "
+                    "retried when the claim's lease runs out",
+                    len(self._unrecorded),
+                )
             self._unrecorded = []
         if self._unsent:
             d = webhook_deliveries

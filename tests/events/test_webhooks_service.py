@@ -400,6 +400,35 @@ async def test_settling_an_outage_keeps_its_claim_or_loses_it(
     assert delivery.status == "pending"  # the other worker's, to record or to let lapse
 
 
+async def test_a_record_that_cannot_be_settled_does_not_wedge_the_worker(
+    make_gate: Any, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """If settling fails for a reason other than the database (a bug), the worker logs it and
+    goes on: those deliveries are left to their lease, the others are delivered."""
+    gate = await make_gate(receiver)
+    await gate.webhooks.create(URL, ["organization.created"])
+    await gate.organizations.create("Acme")
+    worker = gate.worker
+    _outage_after(worker, "_record", commits=False)
+    with pytest.raises(StorageUnavailableError):
+        await worker.run_once()
+    real = worker._record
+
+    async def broken(results: Any, *, again: bool = False) -> None:
+        if again:
+            raise RuntimeError("a bug")
+        await real(results, again=again)
+
+    worker._record = broken  # type: ignore[method-assign]
+    await gate.organizations.create("Initech")
+    await worker.drain()
+    assert [json.loads(r.content)["data"]["name"] for r in receiver.requests] == [
+        "Acme",
+        "Initech",
+    ]
+    assert "could not record 1 attempts of an interrupted pass" in caplog.text
+
+
 # -- SQLite: one worker ---------------------------------------------------------------------
 
 
