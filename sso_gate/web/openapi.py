@@ -116,6 +116,8 @@ def _forbid_nul(node: Any) -> None:
     is_text = kind == "string" or (isinstance(kind, list) and "string" in kind)
     if is_text and not {"enum", "const", "format"} & node.keys() and "not" not in node:
         node["not"] = {"type": "string", "pattern": "\u0000"}
+    if isinstance(node.get("additionalProperties"), dict) and "propertyNames" not in node:
+        node["propertyNames"] = {"type": "string"}  # a map's keys are text too (made so below)
     for key, value in node.items():
         if key != "not":
             _forbid_nul(value)

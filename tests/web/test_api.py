@@ -337,5 +337,13 @@ async def test_connection_settings_refuse_nul(api: httpx.AsyncClient) -> None:
     saml = {"idp_entity_id": "urn:idp", "sso_url": "https://idp.test/sso\x00", "certificates": []}
     r = await api.post("/connections", json={"organization_id": org["id"], "saml": saml})
     assert r.status_code == 422 and r.json()["field"] == "sso_url", r.text
+    # in a map's key too (found by the long API fuzz: the document did not say so of keys)
+    saml = {**saml, "sso_url": "https://idp.test/sso", "custom_attributes": {"de\x00pt": "d"}}
+    r = await api.post("/connections", json={"organization_id": org["id"], "saml": saml})
+    assert r.status_code == 422 and r.json()["field"] == "custom_attributes", r.text
+    document = (await api.get("/openapi.json")).json()
+    saml_schema = document["components"]["schemas"]["ConnectionCreate"]["properties"]["saml"]
+    keys = saml_schema["properties"]["custom_attributes"]["propertyNames"]
+    assert keys == {"type": "string", "not": {"type": "string", "pattern": "\x00"}}
     listed = (await api.get("/connections", params={"organization_id": org["id"]})).json()
     assert listed["data"] == []
