@@ -16,6 +16,7 @@ from hypothesis import core as _hypothesis_core
 from hypothesis.vendor import pretty as _hypothesis_pretty
 
 from sso_gate import Settings, SSOGate
+from sso_gate.exceptions import StorageUnavailableError
 from sso_gate.settings import Secret
 
 # schemathesis' pytest plugin (a dev dependency, for tests/fuzz) replaces Hypothesis' printer, in
@@ -299,6 +300,21 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     )
     values.update(overrides)
     return Settings(**values)
+
+
+def outage_once(owner: object, method: str, *, commits: bool) -> None:
+    """Make ``owner.method``'s next call fail as a database outage does: before it writes
+    anything (``commits`` False) or after its COMMIT, the answer lost (True). Later calls run
+    as usual (worker passes interrupted part-way: delivery and audit-stream tests)."""
+    real = getattr(owner, method)
+
+    async def once(*args: Any, **kwargs: Any) -> Any:
+        setattr(owner, method, real)
+        if commits:
+            await real(*args, **kwargs)
+        raise StorageUnavailableError("the database is unavailable")
+
+    setattr(owner, method, once)
 
 
 @pytest.fixture

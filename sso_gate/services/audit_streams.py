@@ -38,7 +38,6 @@ import asyncio
 import builtins
 import dataclasses
 import json
-import logging
 import random
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -52,24 +51,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sso_gate._ids import new_id
 from sso_gate._time import isoformat
 from sso_gate.audit_schema import GATE_SCOPE, AuditEvent
-from sso_gate.exceptions import (
-    ConfigurationError,
-    NotFoundError,
-    StorageUnavailableError,
-    ValidationError,
-)
+from sso_gate.exceptions import ConfigurationError, NotFoundError, ValidationError
 from sso_gate.models import ListPage
 from sso_gate.services import _fetch
 from sso_gate.services import _stream_formats as fmt
 from sso_gate.services import _stream_transport as transport
+from sso_gate.services._interrupted import Interrupted
 from sso_gate.services._runtime import Runtime
 from sso_gate.services.audit import AuditService
 from sso_gate.store import repositories as repo
 from sso_gate.store.tables import audit_chains, audit_events, audit_streams, organizations
 
 __all__ = ["AuditStreamsService", "AuditStream", "StreamTestResult", "StreamType"]
-
-log = logging.getLogger("sso_gate.worker")
 
 StreamType = fmt.StreamType
 _CLAIM_BATCH = 50
@@ -170,9 +163,7 @@ class AuditStreamsService:
         self._http = http
         self._owns_http = http is None
         self._sender = transport.Sender(lambda: self.http)
-        # what a pass the database interrupted left: claims to release, batches to record
-        self._unsent: builtins.list[str] = []
-        self._unfinished: builtins.list[_Batch] = []
+        self._interrupted: Interrupted[_Batch] = Interrupted("audit stream batches")
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -456,12 +447,11 @@ class AuditStreamsService:
     async def deliver_due(self) -> int:
         """Claim due streams, send one batch each, record the outcomes; returns how many
         batches were attempted (0 = nothing to do)."""
-        await self._settle()
-        claim = new_id("claim")
-        self._unsent.append(claim)  # until its streams are sent (the claim may commit unseen)
+        await self._interrupted.settle(self._finish, self._release)
+        claim = self._interrupted.claim()
         claimed = await self._claim(claim)
         if not claimed:
-            self._unsent.remove(claim)
+            await self._interrupted.record(claim, (), self._finish)
             return 0
         sem = asyncio.Semaphore(self._rt.settings.webhook_concurrency)
 
@@ -470,35 +460,20 @@ class AuditStreamsService:
                 return await self._deliver(row, claim)
 
         batches = await asyncio.gather(*(one(r, c) for r, c in claimed))
-        self._unsent.remove(claim)
-        self._unfinished = batches
-        await self._finish(batches)
-        self._unfinished = []
+        await self._interrupted.record(claim, batches, self._finish)
         return len(batches)
 
-    async def _settle(self) -> None:
-        """Finish what an interrupted pass left (module docstring, "Workers")."""
-        if self._unfinished:
-            try:
-                await self._finish(self._unfinished)  # guarded by the claim: safe to repeat
-            except StorageUnavailableError:
-                raise
-            except Exception:  # never let one bad record wedge every later pass
-                log.exception(
-                    "could not record %d audit stream batches of an interrupted pass; their "
-                    "streams are retried when the claim's lease runs out",
-                    len(self._unfinished),
-                )
-            self._unfinished = []
-        if self._unsent:
-            s = audit_streams
-            async with self._rt.transaction() as conn:
-                await conn.execute(
-                    sa.update(s)
-                    .where(s.c.claim.in_(self._unsent))
-                    .values(claim=None, next_attempt_at=self._rt.clock())
-                )
-            self._unsent = []
+    async def _release(self, claims: Sequence[str]) -> None:
+        """Make the streams of claims an interrupted pass did not send due at once (module
+        docstring, "Workers"). Recording again needs nothing special: :meth:`_finish` only
+        changes a stream that still holds the claim."""
+        s = audit_streams
+        async with self._rt.transaction() as conn:
+            await conn.execute(
+                sa.update(s)
+                .where(s.c.claim.in_(claims))
+                .values(claim=None, next_attempt_at=self._rt.clock())
+            )
 
     async def _claim(self, claim: str) -> builtins.list[tuple[repo.Row, str]]:
         now = self._rt.clock()

@@ -54,6 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sso_gate._ids import new_id
 from sso_gate._time import isoformat
 from sso_gate.exceptions import StorageUnavailableError
+from sso_gate.services._interrupted import Interrupted
 from sso_gate.services._runtime import Runtime
 from sso_gate.services._webhook_http import PostError, WebhookHTTP, proxies_configured
 from sso_gate.services.audit import AuditService
@@ -141,9 +142,7 @@ class DeliveryWorker:
         self.housekeeping = Housekeeping(rt)
         self._is_sqlite = rt.engine.dialect.name == "sqlite"
         self._has_lease = False
-        # a pass the database interrupted: claims to release, attempts to record (see step 5)
-        self._unsent: list[str] = []
-        self._unrecorded: list[_Result] = []
+        self._interrupted: Interrupted[_Result] = Interrupted("attempts")  # step 5
         events_service.committed_listeners.append(self.wake)
 
     def wake(self) -> None:
@@ -233,16 +232,11 @@ class DeliveryWorker:
             swept = await self.housekeeping.purge()
             if any(swept.values()):
                 log.info("purged expired rows: %s", swept)
-        await self._settle()
-        claim = new_id("claim")
-        self._unsent.append(claim)  # until its deliveries are sent (the claim may commit unseen)
+        await self._interrupted.settle(self._record_again, self._release)
+        claim = self._interrupted.claim()
         jobs = await self._claim(claim)
         results = await self._send_all(jobs) if jobs else []
-        self._unsent.remove(claim)
-        if results:
-            self._unrecorded = results
-            await self._record(results)
-            self._unrecorded = []
+        await self._interrupted.record(claim, results, self._record)
         batches = await self._streams.deliver_due() if self._streams is not None else 0
         return len(jobs) + batches
 
@@ -305,36 +299,21 @@ class DeliveryWorker:
 
     # -- claim, send, record -------------------------------------------------------------------
 
-    async def _settle(self) -> None:
-        """Finish what an interrupted pass left: record its sent attempts, release its unsent
-        claims (module docstring, step 5)."""
-        if self._unrecorded:
-            try:
-                await self._record(self._unrecorded, again=True)
-            except StorageUnavailableError:
-                raise
-            except Exception:  # never let one bad record wedge every later pass
-                log.exception(
-                    "could not record %d attempts of an interrupted pass; their deliveries are "
-                    "retried when the claim's lease runs out",
-                    len(self._unrecorded),
-                )
-            self._unrecorded = []
-        if self._unsent:
-            d = webhook_deliveries
-            async with self._rt.transaction() as conn:
-                released = await conn.execute(
-                    sa.update(d)
-                    .where(d.c.claim.in_(self._unsent), d.c.status == "pending")
-                    .values(
-                        attempts=d.c.attempts - 1,
-                        next_attempt_at=self._rt.clock(),
-                        claim=None,
-                    )
-                )
-            if released.rowcount:
-                log.info("released %d deliveries an interrupted pass claimed", released.rowcount)
-            self._unsent = []
+    async def _release(self, claims: Sequence[str]) -> None:
+        """Make the deliveries of claims an interrupted pass did not send due at once, their
+        attempt count restored (module docstring, step 5)."""
+        d = webhook_deliveries
+        async with self._rt.transaction() as conn:
+            released = await conn.execute(
+                sa.update(d)
+                .where(d.c.claim.in_(claims), d.c.status == "pending")
+                .values(attempts=d.c.attempts - 1, next_attempt_at=self._rt.clock(), claim=None)
+            )
+        if released.rowcount:
+            log.info("released %d deliveries an interrupted pass claimed", released.rowcount)
+
+    async def _record_again(self, results: Sequence[_Result]) -> None:
+        await self._record(results, again=True)
 
     async def _claim(self, claim: str) -> list[_Job]:
         now = self._rt.clock()
@@ -497,7 +476,6 @@ class DeliveryWorker:
             for r in results
         ]
         updates: list[dict[str, Any]] = []
-        metrics = self._rt.metrics
         for r in results:
             if r.succeeded:
                 status, nxt = "succeeded", None
@@ -506,9 +484,6 @@ class DeliveryWorker:
             else:
                 delay = schedule[r.job.attempt - 1] * random.uniform(0.9, 1.1)  # noqa: S311
                 status, nxt = "pending", now + timedelta(seconds=delay)
-            metrics.webhook_delivery(
-                "retrying" if status == "pending" else status, r.latency_ms / 1000
-            )
             updates.append(
                 {
                     "b_id": r.job.delivery_id,
@@ -537,6 +512,12 @@ class DeliveryWorker:
                 updates,
             )
             evs = await self._endpoint_health(conn, results, now)
+        metrics = self._rt.metrics  # once recorded: a record that is retried counts once
+        for r, u in zip(results, updates, strict=True):
+            status = u["b_status"]
+            metrics.webhook_delivery(
+                "retrying" if status == "pending" else status, r.latency_ms / 1000
+            )
         await self._events.dispatch(evs)
 
     async def _endpoint_health(

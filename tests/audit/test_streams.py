@@ -19,7 +19,7 @@ from sso_gate.exceptions import NotFoundError, StorageUnavailableError
 from sso_gate.services._stream_formats import syslog_frame
 from sso_gate.webhooks import ReplayCache, generate_secret, verify
 from tests.audit.receivers import SD_PARAM_RE, SYSLOG_RE
-from tests.conftest import make_settings
+from tests.conftest import make_settings, outage_once
 
 pytestmark = pytest.mark.anyio
 
@@ -404,16 +404,7 @@ async def test_a_pass_the_database_interrupts_is_settled_by_the_next(
     stream = await gate.audit_streams.create(org, "https", {"url": URL})
     await gate.audit.emit_many(org, [event(i) for i in range(5)])
     await gate.audit.chain()
-    service = gate.audit_streams
-    real = getattr(service, step)
-
-    async def once(*args: Any, **kwargs: Any) -> Any:
-        setattr(service, step, real)
-        if commits:
-            await real(*args, **kwargs)
-        raise StorageUnavailableError("the database is unavailable")
-
-    setattr(service, step, once)
+    outage_once(gate.audit_streams, step, commits=commits)
     with pytest.raises(StorageUnavailableError):
         await gate.worker.run_once()
     await gate.worker.drain()  # no clock moves: a stranded lease would hold the stream

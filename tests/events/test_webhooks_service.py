@@ -19,7 +19,7 @@ from sso_gate.services.delivery import DeliveryWorker
 from sso_gate.store.tables import events as events_table
 from sso_gate.store.tables import webhook_attempts, webhook_deliveries
 from sso_gate.webhooks import ReplayCache, verify
-from tests.conftest import make_settings
+from tests.conftest import make_settings, outage_once
 
 pytestmark = pytest.mark.anyio
 
@@ -334,21 +334,6 @@ async def test_each_attempt_number_is_recorded_once(make_gate: Any) -> None:
 # -- a database outage part-way through a pass ----------------------------------------------
 
 
-def _outage_after(worker: DeliveryWorker, step: str, *, commits: bool) -> None:
-    """Make the worker's next ``step`` (``_claim``, ``_send_all`` or ``_record``) fail as an
-    outage does: before it writes anything (``commits`` False) or after its COMMIT, the answer
-    lost (True). Only the first call fails."""
-    real = getattr(worker, step)
-
-    async def once(*args: Any, **kwargs: Any) -> Any:
-        setattr(worker, step, real)
-        if commits:
-            await real(*args, **kwargs)
-        raise StorageUnavailableError("the database is unavailable")
-
-    setattr(worker, step, once)
-
-
 @pytest.mark.parametrize(
     ("step", "commits"),
     [
@@ -367,7 +352,7 @@ async def test_a_pass_the_database_interrupts_is_settled_by_the_next(
     gate = await make_gate(receiver)
     endpoint, _ = await gate.webhooks.create(URL, ["organization.created"])
     await gate.organizations.create("Acme")
-    _outage_after(gate.worker, step, commits=commits)
+    outage_once(gate.worker, step, commits=commits)
     with pytest.raises(StorageUnavailableError):
         await gate.worker.run_once()
     sent_before = len(receiver.requests)
@@ -388,7 +373,7 @@ async def test_settling_an_outage_keeps_its_claim_or_loses_it(
     gate = await make_gate(receiver)
     endpoint, _ = await gate.webhooks.create(URL, ["organization.created"])
     await gate.organizations.create("Acme")
-    _outage_after(gate.worker, "_record", commits=False)
+    outage_once(gate.worker, "_record", commits=False)
     with pytest.raises(StorageUnavailableError):
         await gate.worker.run_once()
     async with gate._rt.transaction() as conn:  # the lease ran out; another worker claimed it
@@ -409,7 +394,7 @@ async def test_a_record_that_cannot_be_settled_does_not_wedge_the_worker(
     await gate.webhooks.create(URL, ["organization.created"])
     await gate.organizations.create("Acme")
     worker = gate.worker
-    _outage_after(worker, "_record", commits=False)
+    outage_once(worker, "_record", commits=False)
     with pytest.raises(StorageUnavailableError):
         await worker.run_once()
     real = worker._record
